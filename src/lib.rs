@@ -1,0 +1,15 @@
+//! Embeddable webhook subscriptions.
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod clock;
+mod context;
+mod error;
+pub mod model;
+pub mod signature;
+pub mod storage;
+pub mod transport;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use context::RequestContext;
+pub use error::{BoxError, Error, ErrorBody, FieldError, Operation, Result, ValidationErrors};

@@ -1,0 +1,68 @@
+//! How a receiver authenticates our deliveries, and its `Authorization` header.
+
+use std::fmt;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+/// The name of the header that [`Authorization::header_value`] fills.
+pub const AUTHORIZATION_HEADER: &str = "Authorization";
+
+/// Credentials sent with every delivery, tagged on `_type` in JSON.
+/// `Debug` redacts the password and the token.
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "_type")]
+pub enum Authorization {
+    /// HTTP Basic: `Authorization: Basic base64(username:password)`.
+    BasicAuth {
+        /// Must not contain `:`.
+        username: String,
+        /// Sent as is; redacted in `Debug`.
+        password: String,
+    },
+    /// Bearer token: `Authorization: Bearer <value>`.
+    TokenAuth {
+        /// The token; must not be empty; redacted in `Debug`.
+        value: String,
+    },
+    /// No `Authorization` header.
+    #[default]
+    NoAuth,
+}
+
+impl Authorization {
+    /// The `Authorization` header value this produces, if any.
+    ///
+    /// Pure conversion: call [`crate::validate`] first to refuse credentials
+    /// that cannot be sent (CR/LF/NUL, `:` in a username, empty token).
+    pub fn header_value(&self) -> Option<String> {
+        match self {
+            Authorization::BasicAuth { username, password } => {
+                let raw = format!("{username}:{password}");
+                Some(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(raw)
+                ))
+            }
+            Authorization::TokenAuth { value } => Some(format!("Bearer {value}")),
+            Authorization::NoAuth => None,
+        }
+    }
+}
+
+impl fmt::Debug for Authorization {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Authorization::BasicAuth { username, .. } => f
+                .debug_struct("BasicAuth")
+                .field("username", username)
+                .field("password", &"<redacted>")
+                .finish(),
+            Authorization::TokenAuth { .. } => f
+                .debug_struct("TokenAuth")
+                .field("value", &"<redacted>")
+                .finish(),
+            Authorization::NoAuth => f.write_str("NoAuth"),
+        }
+    }
+}

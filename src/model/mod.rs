@@ -1,0 +1,27 @@
+//! Domain types and their wire format (SPEC 1, 2, 4 and 5). Pure data: no I/O.
+
+mod authorization;
+mod delivery;
+mod event;
+mod ids;
+mod request;
+mod response;
+mod secret;
+mod subscription;
+pub mod time;
+
+pub use authorization::{Authorization, AUTHORIZATION_HEADER};
+pub use delivery::{
+    response_text, truncate_utf8, AttemptLog, ClaimedDelivery, Delivery, DeliveryDetail,
+    DeliveryState, DeliveryStatus, EventDeliveryStatus, EventLogEntry, Lease, LeaseOutcome,
+    NewEvent, NextStep, RESPONSE_TEXT_LIMIT,
+};
+pub use event::{
+    fully_qualified_name, Event, EventCatalogue, EventEnvelope, InvalidCatalogue, Organization,
+    CONVERSATION_EVENTS,
+};
+pub use ids::{DeliveryId, EventId, OrganizationId, SubscriptionId, UserId};
+pub use request::{CreateWebhookSubscription, PatchWebhookSubscription};
+pub use response::DataEnvelope;
+pub use secret::{InvalidSecretKey, SecretKey};
+pub use subscription::{SubscriptionChange, WebhookSubscription};

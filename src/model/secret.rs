@@ -1,0 +1,85 @@
+//! The per-subscription signing secret.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{Error, Result};
+
+/// A subscription's 32-byte signing secret, shown on the wire as 64 lowercase
+/// hex characters (`secretKey`). Its `Debug` output is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretKey([u8; 32]);
+
+impl SecretKey {
+    /// A fresh secret from the operating system's CSPRNG.
+    ///
+    /// Fails (as an internal error) only if the OS has no usable randomness.
+    pub fn generate() -> Result<Self> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| Error::internal(format!("os randomness: {e}")))?;
+        Ok(Self(bytes))
+    }
+
+    /// The secret from its raw bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// Parses 64 hex characters (either case).
+    pub fn from_hex(hex: &str) -> std::result::Result<Self, InvalidSecretKey> {
+        let raw = hex.as_bytes();
+        if raw.len() != 64 {
+            return Err(InvalidSecretKey);
+        }
+        let mut bytes = [0u8; 32];
+        for (out, pair) in bytes.iter_mut().zip(raw.chunks_exact(2)) {
+            *out = (hex_value(pair[0]).ok_or(InvalidSecretKey)? << 4)
+                | hex_value(pair[1]).ok_or(InvalidSecretKey)?;
+        }
+        Ok(Self(bytes))
+    }
+
+    /// The raw key bytes (the HMAC key).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The 64-character lowercase hex form used on the wire.
+    pub fn to_hex(&self) -> String {
+        crate::signature::hex::encode(&self.0)
+    }
+}
+
+fn hex_value(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// A `secretKey` that is not 64 hex characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("secret key must be 64 hex characters")]
+pub struct InvalidSecretKey;
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretKey(<redacted>)")
+    }
+}
+
+impl Serialize for SecretKey {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        SecretKey::from_hex(&s).map_err(serde::de::Error::custom)
+    }
+}

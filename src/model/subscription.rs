@@ -1,0 +1,142 @@
+//! The subscription resource and the change a validated patch makes to it.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::authorization::AUTHORIZATION_HEADER;
+use super::ids::{SubscriptionId, UserId};
+use super::secret::SecretKey;
+
+/// A customer's webhook subscription, as stored and as shown by the API.
+///
+/// `Debug` never shows the secret (see [`SecretKey`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookSubscription {
+    /// Assigned by the library (v4).
+    pub id: SubscriptionId,
+    /// 1..=255 characters after trimming.
+    pub name: String,
+    /// Absolute http/https URL that deliveries are posted to.
+    pub url: String,
+    /// Event names delivered to this subscription (a set, in request order).
+    pub subscribed_events: Vec<String>,
+    /// Headers added to every delivery: `Authorization` (from the
+    /// authorization) plus the custom headers.
+    pub headers: BTreeMap<String, String>,
+    /// The signing secret (64 lowercase hex characters on the wire).
+    pub secret_key: SecretKey,
+    /// Disabled subscriptions receive nothing.
+    pub enabled: bool,
+    /// Creation time, second precision.
+    #[serde(with = "super::time::seconds")]
+    pub created_at: DateTime<Utc>,
+    /// Who created it.
+    pub created_by: UserId,
+    /// Last change, second precision.
+    #[serde(with = "super::time::seconds")]
+    pub updated_at: DateTime<Utc>,
+    /// Who changed it last.
+    pub updated_by: UserId,
+    /// Reserved for attribute filters; absent when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filters: Option<Value>,
+}
+
+impl WebhookSubscription {
+    /// Whether deliveries of `event` go to this subscription now.
+    pub fn wants(&self, event: &str) -> bool {
+        self.enabled && self.subscribed_events.iter().any(|e| e == event)
+    }
+
+    /// The value of the `Authorization` header, if any.
+    pub fn authorization_header(&self) -> Option<&str> {
+        self.headers.get(AUTHORIZATION_HEADER).map(String::as_str)
+    }
+
+    /// The custom headers (everything in `headers` but `Authorization`).
+    pub fn custom_headers(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.headers
+            .iter()
+            .filter(|(name, _)| name.as_str() != AUTHORIZATION_HEADER)
+    }
+
+    /// Applies a validated change; fields left `None` keep their value.
+    pub fn apply(&mut self, change: &SubscriptionChange) {
+        if let Some(name) = &change.name {
+            self.name.clone_from(name);
+        }
+        if let Some(url) = &change.url {
+            self.url.clone_from(url);
+        }
+        if let Some(events) = &change.events {
+            self.subscribed_events.clone_from(events);
+        }
+        if let Some(authorization) = &change.authorization_header {
+            match authorization {
+                Some(value) => {
+                    self.headers
+                        .insert(AUTHORIZATION_HEADER.to_owned(), value.clone());
+                }
+                None => {
+                    self.headers.remove(AUTHORIZATION_HEADER);
+                }
+            }
+        }
+        if let Some(custom) = &change.custom_headers {
+            self.headers
+                .retain(|name, _| name.as_str() == AUTHORIZATION_HEADER);
+            self.headers
+                .extend(custom.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        if let Some(enabled) = change.enabled {
+            self.enabled = enabled;
+        }
+        self.updated_at = change.updated_at;
+        self.updated_by = change.updated_by;
+    }
+}
+
+/// A validated, field-level change to a subscription; `None` leaves a field
+/// unchanged. Storage backends apply it atomically with
+/// [`WebhookSubscription::apply`] so concurrent changes of different fields
+/// all survive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SubscriptionChange {
+    /// New name.
+    pub name: Option<String>,
+    /// New URL.
+    pub url: Option<String>,
+    /// New event set (replaces the old one).
+    pub events: Option<Vec<String>>,
+    /// New `Authorization` header value; `Some(None)` removes it.
+    pub authorization_header: Option<Option<String>>,
+    /// New custom headers (replace the old ones; `Authorization` is kept).
+    pub custom_headers: Option<BTreeMap<String, String>>,
+    /// New enabled flag.
+    pub enabled: Option<bool>,
+    /// Stamped into `updatedAt`.
+    pub updated_at: DateTime<Utc>,
+    /// Stamped into `updatedBy`.
+    pub updated_by: UserId,
+}
+
+impl SubscriptionChange {
+    /// A change that only moves `updatedAt`/`updatedBy`.
+    pub fn touch(updated_at: DateTime<Utc>, updated_by: UserId) -> Self {
+        Self {
+            name: None,
+            url: None,
+            events: None,
+            authorization_header: None,
+            custom_headers: None,
+            enabled: None,
+            updated_at,
+            updated_by,
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! The [`Storage`] trait: subscriptions, the delivery queue, attempt logs and
+//! latest statuses. [`MemoryStore`] is always compiled; `PostgresStore`
+//! comes with the `postgres` feature. Every backend proves itself with the
+//! conformance suite in `webhook_subscriptions::testing` (feature `testing`).
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+
+use crate::error::Result;
+use crate::model::{
+    AttemptLog, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, LeaseOutcome, NewEvent,
+    NextStep, OrganizationId, SubscriptionChange, SubscriptionId, WebhookSubscription,
+};
+
+mod memory;
+
+pub use memory::{MemoryStore, MemoryStoreConfig};
+
+/// The default number of attempts kept per subscription and event.
+pub const DEFAULT_LOG_CAP: usize = 100;
+
+/// Where subscriptions, queued deliveries, attempt logs and statuses live.
+///
+/// Every method is scoped: a subscription of another organization behaves
+/// exactly like a missing one. Backends report their own failures as
+/// [`Error::Internal`](crate::Error::Internal) and never leak their details
+/// to API clients.
+#[async_trait]
+pub trait Storage: Send + Sync + Debug {
+    /// Stores a new subscription of `organization`.
+    async fn insert_subscription(
+        &self,
+        organization: OrganizationId,
+        subscription: &WebhookSubscription,
+    ) -> Result<()>;
+
+    /// The subscription, if it exists in `organization`.
+    async fn get_subscription(
+        &self,
+        organization: OrganizationId,
+        id: SubscriptionId,
+    ) -> Result<Option<WebhookSubscription>>;
+
+    /// All subscriptions of `organization`, oldest first (ties in insertion order).
+    async fn list_subscriptions(
+        &self,
+        organization: OrganizationId,
+    ) -> Result<Vec<WebhookSubscription>>;
+
+    /// Applies `change` atomically (see [`WebhookSubscription::apply`]) and
+    /// returns the result, or `None` if the subscription is not in `organization`.
+    async fn update_subscription(
+        &self,
+        organization: OrganizationId,
+        id: SubscriptionId,
+        change: &SubscriptionChange,
+    ) -> Result<Option<WebhookSubscription>>;
+
+    /// Deletes the subscription with its logs and statuses, and cancels its
+    /// pending deliveries. Returns whether it existed in `organization`.
+    async fn delete_subscription(
+        &self,
+        organization: OrganizationId,
+        id: SubscriptionId,
+    ) -> Result<bool>;
+
+    /// Fan-out, atomically: unless `event.event_id` was already enqueued for
+    /// its organization, enqueues one delivery (due at `published_at`) per
+    /// enabled subscription of that organization subscribed to
+    /// `event.event_name`. Returns how many were enqueued (0 for a duplicate).
+    async fn enqueue_event(&self, event: &NewEvent) -> Result<usize>;
+
+    /// Claims up to `limit` deliveries that are due at `now` (pending and due,
+    /// or leased with an expired lease), leasing each until `now + lease_for`.
+    /// A delivery is never handed to two claimers while its lease holds.
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_for: Duration,
+        limit: usize,
+    ) -> Result<Vec<ClaimedDelivery>>;
+
+    /// Records one attempt of a claimed delivery: appends it to the log of its
+    /// subscription and event (dropping the oldest beyond the cap), makes it
+    /// the latest status, and, if the claim's lease is still held, applies
+    /// `next` to the queue. A delivery whose subscription was deleted is
+    /// neither logged nor changed ([`LeaseOutcome::LeaseLost`]).
+    async fn record_attempt(
+        &self,
+        claim: &ClaimedDelivery,
+        detail: &DeliveryDetail,
+        next: NextStep,
+    ) -> Result<LeaseOutcome>;
+
+    /// Gives a claimed delivery back without an attempt (graceful shutdown):
+    /// it is claimable again at once.
+    async fn release(&self, claim: &ClaimedDelivery) -> Result<LeaseOutcome>;
+
+    /// Failed deliveries of a subscription, most recently due first, at most `limit`.
+    async fn failed_deliveries(
+        &self,
+        organization: OrganizationId,
+        subscription: SubscriptionId,
+        limit: usize,
+    ) -> Result<Vec<Delivery>>;
+
+    /// Puts a failed delivery back in the queue, due at `now`, with a fresh
+    /// attempt count. Returns whether such a failed delivery existed in `organization`.
+    async fn redeliver(
+        &self,
+        organization: OrganizationId,
+        delivery: DeliveryId,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    /// The attempts for one subscription and event, newest first (at most the log cap).
+    async fn list_attempts(
+        &self,
+        organization: OrganizationId,
+        subscription: SubscriptionId,
+        event: &str,
+    ) -> Result<Vec<AttemptLog>>;
+
+    /// The latest attempt per event for one subscription (events never
+    /// attempted are absent).
+    async fn latest_statuses(
+        &self,
+        organization: OrganizationId,
+        subscription: SubscriptionId,
+    ) -> Result<Vec<(String, DeliveryDetail)>>;
+}
+
+macro_rules! forward_storage {
+    ($ty:ty) => {
+        #[async_trait]
+        impl<T: Storage + ?Sized> Storage for $ty {
+            async fn insert_subscription(
+                &self,
+                organization: OrganizationId,
+                subscription: &WebhookSubscription,
+            ) -> Result<()> {
+                (**self)
+                    .insert_subscription(organization, subscription)
+                    .await
+            }
+            async fn get_subscription(
+                &self,
+                organization: OrganizationId,
+                id: SubscriptionId,
+            ) -> Result<Option<WebhookSubscription>> {
+                (**self).get_subscription(organization, id).await
+            }
+            async fn list_subscriptions(
+                &self,
+                organization: OrganizationId,
+            ) -> Result<Vec<WebhookSubscription>> {
+                (**self).list_subscriptions(organization).await
+            }
+            async fn update_subscription(
+                &self,
+                organization: OrganizationId,
+                id: SubscriptionId,
+                change: &SubscriptionChange,
+            ) -> Result<Option<WebhookSubscription>> {
+                (**self).update_subscription(organization, id, change).await
+            }
+            async fn delete_subscription(
+                &self,
+                organization: OrganizationId,
+                id: SubscriptionId,
+            ) -> Result<bool> {
+                (**self).delete_subscription(organization, id).await
+            }
+            async fn enqueue_event(&self, event: &NewEvent) -> Result<usize> {
+                (**self).enqueue_event(event).await
+            }
+            async fn claim_deliveries(
+                &self,
+                now: DateTime<Utc>,
+                lease_for: Duration,
+                limit: usize,
+            ) -> Result<Vec<ClaimedDelivery>> {
+                (**self).claim_deliveries(now, lease_for, limit).await
+            }
+            async fn record_attempt(
+                &self,
+                claim: &ClaimedDelivery,
+                detail: &DeliveryDetail,
+                next: NextStep,
+            ) -> Result<LeaseOutcome> {
+                (**self).record_attempt(claim, detail, next).await
+            }
+            async fn release(&self, claim: &ClaimedDelivery) -> Result<LeaseOutcome> {
+                (**self).release(claim).await
+            }
+            async fn failed_deliveries(
+                &self,
+                organization: OrganizationId,
+                subscription: SubscriptionId,
+                limit: usize,
+            ) -> Result<Vec<Delivery>> {
+                (**self)
+                    .failed_deliveries(organization, subscription, limit)
+                    .await
+            }
+            async fn redeliver(
+                &self,
+                organization: OrganizationId,
+                delivery: DeliveryId,
+                now: DateTime<Utc>,
+            ) -> Result<bool> {
+                (**self).redeliver(organization, delivery, now).await
+            }
+            async fn list_attempts(
+                &self,
+                organization: OrganizationId,
+                subscription: SubscriptionId,
+                event: &str,
+            ) -> Result<Vec<AttemptLog>> {
+                (**self)
+                    .list_attempts(organization, subscription, event)
+                    .await
+            }
+            async fn latest_statuses(
+                &self,
+                organization: OrganizationId,
+                subscription: SubscriptionId,
+            ) -> Result<Vec<(String, DeliveryDetail)>> {
+                (**self).latest_statuses(organization, subscription).await
+            }
+        }
+    };
+}
+
+forward_storage!(Arc<T>);
+forward_storage!(Box<T>);
