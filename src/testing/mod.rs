@@ -53,11 +53,17 @@
 //! | [`latest_statuses_per_event`] | the latest attempt per attempted event |
 //! | [`payload_bytes_are_preserved`] | claims and logs carry the enqueued bytes exactly |
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use bytes::Bytes;
+use chrono::{DateTime, Duration, Utc};
 
+use crate::model::{
+    AttemptLog, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, EventId, LeaseOutcome,
+    NewEvent, NextStep, OrganizationId, SecretKey, SubscriptionId, UserId, WebhookSubscription,
+};
 use crate::storage::Storage;
 
 mod isolation;
@@ -87,6 +93,187 @@ pub use subscriptions::{
 /// The instant every check counts from: 2024-01-01T00:00:00Z.
 pub fn base_time() -> DateTime<Utc> {
     DateTime::from_timestamp(1_704_067_200, 0).unwrap_or(DateTime::UNIX_EPOCH)
+}
+
+/// `base_time()` plus `seconds`.
+fn at(seconds: i64) -> DateTime<Utc> {
+    base_time() + Duration::seconds(seconds)
+}
+
+/// How long the checks lease what they claim, unless they say otherwise.
+const LEASE: Duration = Duration::seconds(30);
+
+/// More than any check ever has queued.
+const NO_LIMIT: usize = 10_000;
+
+/// An enabled subscription to `events`, created at `base_time()`.
+fn subscription(name: &str, events: &[&str]) -> WebhookSubscription {
+    let user = UserId::new_v4();
+    WebhookSubscription {
+        id: SubscriptionId::new_v4(),
+        name: name.to_owned(),
+        url: format!("https://receiver.example.com/hooks/{name}"),
+        subscribed_events: events.iter().map(|e| (*e).to_owned()).collect(),
+        headers: BTreeMap::new(),
+        secret_key: SecretKey::from_bytes([0x5a; 32]),
+        enabled: true,
+        created_at: base_time(),
+        created_by: user,
+        updated_at: base_time(),
+        updated_by: user,
+        filters: None,
+    }
+}
+
+/// Stores `subscription` in `organization`, failing the check on an error.
+async fn insert(
+    store: &dyn Storage,
+    organization: OrganizationId,
+    subscription: &WebhookSubscription,
+) {
+    store
+        .insert_subscription(organization, subscription)
+        .await
+        .unwrap_or_else(|e| panic!("insert_subscription failed: {e:?}"));
+}
+
+/// A new event named `name` of `organization`, published at `published_at`.
+fn event(organization: OrganizationId, name: &str, published_at: DateTime<Utc>) -> NewEvent {
+    let event_id = EventId::new_v4();
+    NewEvent {
+        organization_id: organization,
+        event_id,
+        event_name: name.to_owned(),
+        payload: Bytes::from(format!(
+            "{{\"event_id\":\"{event_id}\",\"event_fqn\":\"{name}\",\"data\":{{}}}}"
+        )),
+        published_at,
+    }
+}
+
+/// Enqueues `event` and checks that it reached `expected` subscriptions.
+async fn enqueue(store: &dyn Storage, event: &NewEvent, expected: usize) {
+    let enqueued = store
+        .enqueue_event(event)
+        .await
+        .unwrap_or_else(|e| panic!("enqueue_event failed: {e:?}"));
+    assert_eq!(
+        enqueued, expected,
+        "enqueue_event of {} must enqueue one delivery per enabled subscription to it",
+        event.event_name
+    );
+}
+
+/// Claims everything due at `now`, leasing it for [`LEASE`].
+async fn claim(store: &dyn Storage, now: DateTime<Utc>) -> Vec<ClaimedDelivery> {
+    claim_up_to(store, now, NO_LIMIT).await
+}
+
+async fn claim_up_to(
+    store: &dyn Storage,
+    now: DateTime<Utc>,
+    limit: usize,
+) -> Vec<ClaimedDelivery> {
+    store
+        .claim_deliveries(now, LEASE, limit)
+        .await
+        .unwrap_or_else(|e| panic!("claim_deliveries failed: {e:?}"))
+}
+
+/// Claims at `now` and checks that exactly one delivery was due.
+async fn claim_one(store: &dyn Storage, now: DateTime<Utc>) -> ClaimedDelivery {
+    let mut claimed = claim(store, now).await;
+    assert_eq!(
+        claimed.len(),
+        1,
+        "exactly one delivery must be claimable at {now}"
+    );
+    claimed.remove(0)
+}
+
+/// The outcome of an attempt made at `when`.
+fn detail(when: DateTime<Utc>, response_code: u16, response_text: &str) -> DeliveryDetail {
+    DeliveryDetail {
+        delivery_timestamp: when,
+        success: (200..300).contains(&response_code),
+        response_code,
+        response_text: response_text.to_owned(),
+    }
+}
+
+/// Records an attempt of `claim`, failing the check on an error.
+async fn record(
+    store: &dyn Storage,
+    claim: &ClaimedDelivery,
+    detail: &DeliveryDetail,
+    next: NextStep,
+) -> LeaseOutcome {
+    store
+        .record_attempt(claim, detail, next)
+        .await
+        .unwrap_or_else(|e| panic!("record_attempt failed: {e:?}"))
+}
+
+/// The attempts logged for `subscription` and `event`, newest first.
+async fn attempts(
+    store: &dyn Storage,
+    organization: OrganizationId,
+    subscription: SubscriptionId,
+    event: &str,
+) -> Vec<AttemptLog> {
+    store
+        .list_attempts(organization, subscription, event)
+        .await
+        .unwrap_or_else(|e| panic!("list_attempts failed: {e:?}"))
+}
+
+/// The failed deliveries of `subscription`, most recently due first.
+async fn failed(
+    store: &dyn Storage,
+    organization: OrganizationId,
+    subscription: SubscriptionId,
+) -> Vec<Delivery> {
+    store
+        .failed_deliveries(organization, subscription, NO_LIMIT)
+        .await
+        .unwrap_or_else(|e| panic!("failed_deliveries failed: {e:?}"))
+}
+
+/// The latest status per event of `subscription`, sorted by event name.
+async fn statuses(
+    store: &dyn Storage,
+    organization: OrganizationId,
+    subscription: SubscriptionId,
+) -> Vec<(String, DeliveryDetail)> {
+    let mut statuses = store
+        .latest_statuses(organization, subscription)
+        .await
+        .unwrap_or_else(|e| panic!("latest_statuses failed: {e:?}"));
+    statuses.sort_by(|a, b| a.0.cmp(&b.0));
+    statuses
+}
+
+async fn redeliver(
+    store: &dyn Storage,
+    organization: OrganizationId,
+    delivery: DeliveryId,
+    now: DateTime<Utc>,
+) -> bool {
+    store
+        .redeliver(organization, delivery, now)
+        .await
+        .unwrap_or_else(|e| panic!("redeliver failed: {e:?}"))
+}
+
+async fn get(
+    store: &dyn Storage,
+    organization: OrganizationId,
+    id: SubscriptionId,
+) -> Option<WebhookSubscription> {
+    store
+        .get_subscription(organization, id)
+        .await
+        .unwrap_or_else(|e| panic!("get_subscription failed: {e:?}"))
 }
 
 /// Runs every check of the suite, each on a fresh store from `make_store`.
