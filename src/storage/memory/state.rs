@@ -69,8 +69,8 @@ impl Entry {
 /// Which enabled subscriptions want which event, per organization.
 #[derive(Debug, Default)]
 struct Subscribers {
-    /// Interned event names. Never shrinks: names come from the host's
-    /// catalogue, so the set stays as small as the catalogue.
+    /// Interned names of subscribed and attempted events. Never shrinks:
+    /// names come from the host's catalogue, so it stays as small.
     names: HashSet<Arc<str>>,
     by_event: BTreeSet<(OrganizationId, Arc<str>, SubscriptionId)>,
 }
@@ -353,14 +353,25 @@ impl State {
         if self.seen.contains_key(&key) {
             return Ok(0);
         }
-        let name = self.subscribers.intern(&event.event_name);
-        let targets = self.subscribers.of(event.organization_id, &name);
+        // A name never interned has no subscribers; publishing alone does not intern.
+        let name = self
+            .subscribers
+            .names
+            .get(event.event_name.as_str())
+            .cloned();
+        let targets = name
+            .as_ref()
+            .map(|name| self.subscribers.of(event.organization_id, name))
+            .unwrap_or_default();
         let ids = random_uuids(targets.len())?;
 
         let forget_at = later(now, dedup_window);
         self.seen.insert(key, forget_at);
         self.seen_by_expiry
             .insert((forget_at, event.organization_id, event.event_id));
+        let Some(name) = name else {
+            return Ok(0);
+        };
         let data = Arc::new(EventData {
             event_id: event.event_id,
             name,
@@ -368,14 +379,13 @@ impl State {
         });
         let mut enqueued = 0;
         for (subscription, id) in targets.into_iter().zip(ids) {
+            let seq = self.next_seq();
             let Some(entry) = self
                 .subscriptions
                 .get_mut(&(event.organization_id, subscription))
             else {
                 continue;
             };
-            self.next_seq += 1;
-            let seq = self.next_seq;
             let id = DeliveryId(id);
             entry.activity().deliveries.insert(id);
             self.queue.pending.insert((now, seq), id);
