@@ -28,16 +28,9 @@ impl SecretKey {
 
     /// Parses 64 hex characters (either case).
     pub fn from_hex(hex: &str) -> std::result::Result<Self, InvalidSecretKey> {
-        let raw = hex.as_bytes();
-        if raw.len() != 64 {
-            return Err(InvalidSecretKey);
-        }
-        let mut bytes = [0u8; 32];
-        for (out, pair) in bytes.iter_mut().zip(raw.chunks_exact(2)) {
-            *out = (hex_value(pair[0]).ok_or(InvalidSecretKey)? << 4)
-                | hex_value(pair[1]).ok_or(InvalidSecretKey)?;
-        }
-        Ok(Self(bytes))
+        crate::signature::hex::decode_array(hex)
+            .map(Self)
+            .ok_or(InvalidSecretKey)
     }
 
     /// The raw key bytes (the HMAC key).
@@ -48,15 +41,6 @@ impl SecretKey {
     /// The 64-character lowercase hex form used on the wire.
     pub fn to_hex(&self) -> String {
         crate::signature::hex::encode(&self.0)
-    }
-}
-
-fn hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
     }
 }
 
