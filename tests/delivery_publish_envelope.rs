@@ -63,18 +63,11 @@ fn envelope_matches_the_note_added_fixture() {
 }
 
 #[test]
-fn envelope_fields_are_in_wire_order() {
+fn envelope_bytes_match_the_logged_payload_in_field_order() {
     let logs = fixture("event_logs_response.json");
     let logged = logs["data"][0]["payload"].as_str().unwrap();
-    // Everything up to the host's data is ours and must match byte for byte.
-    let head_len = logged.find(",\"data\":").unwrap() + ",\"data\":".len();
     let prepared = prepare(note_added_event()).unwrap();
-    let sent = std::str::from_utf8(&prepared.payload).unwrap();
-    assert_eq!(&sent[..head_len], &logged[..head_len]);
-    assert!(sent.ends_with('}'));
-    let logged_value: Value = serde_json::from_str(logged).unwrap();
-    let sent_value: Value = serde_json::from_str(sent).unwrap();
-    assert_eq!(sent_value, logged_value);
+    assert_eq!(std::str::from_utf8(&prepared.payload).unwrap(), logged);
 }
 
 #[test]
