@@ -17,6 +17,7 @@ use super::request::build_request;
 use super::retry::{JitterSource, OsJitter, RetryPolicy};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
+use crate::model::time::truncate_to_millis;
 use crate::model::{
     ClaimedDelivery, DeliveryDetail, DeliveryId, LeaseOutcome, NextStep, OrganizationId,
 };
@@ -338,6 +339,10 @@ impl Worker {
     /// bounded by the transport timeout) and records them, and releases any
     /// claimed delivery not yet sent, so nothing stays leased. Store failures
     /// never stop the loop; they are counted in the returned report.
+    ///
+    /// Dropping the future instead aborts the attempts in flight; nothing is
+    /// lost then either, as their deliveries are claimed again once their
+    /// leases expire.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> RunReport {
         let inner = self.inner;
         let mut shutdown = pin!(shutdown);
@@ -436,7 +441,7 @@ impl Inner {
                 "not sent: subscription is disabled".to_owned()
             };
             let detail = DeliveryDetail {
-                delivery_timestamp: crate::model::time::truncate_to_millis(self.clock.now()),
+                delivery_timestamp: truncate_to_millis(self.clock.now()),
                 success: false,
                 response_code: 0,
                 response_text: why,
