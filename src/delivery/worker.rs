@@ -50,6 +50,49 @@ const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// can still be redelivered by hand once the subscription takes it again.
 ///
 /// Cheap to clone; clones share everything.
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use bytes::Bytes;
+/// use http::{HeaderMap, StatusCode};
+/// use webhook_subscriptions::delivery::{publish, PublishLimits, Worker};
+/// use webhook_subscriptions::model::{Event, EventCatalogue, Organization, OrganizationId};
+/// use webhook_subscriptions::storage::MemoryStore;
+/// use webhook_subscriptions::transport::{from_fn, TransportResponse};
+/// use webhook_subscriptions::SystemClock;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = Arc::new(MemoryStore::new());
+/// // In production: the HTTP transport of feature `http-client`.
+/// let transport = from_fn(|_request: http::Request<Bytes>| async {
+///     Ok(TransportResponse::new(StatusCode::OK, HeaderMap::new(), Bytes::new()))
+/// });
+/// let worker = Worker::builder(store.clone(), Arc::new(transport)).build()?;
+///
+/// let organization = Organization::new(OrganizationId::new_v4(), "Acme");
+/// let event = Event::new("ConversationCreated", serde_json::json!({"csid": 1}));
+/// let catalogue = EventCatalogue::default();
+/// let limits = PublishLimits::default();
+/// let receipt = publish(&*store, &SystemClock, &catalogue, &limits, &organization, event).await?;
+/// assert_eq!(receipt.enqueued, 0); // nobody subscribed yet
+///
+/// // Either drive the worker yourself...
+/// let report = worker.run_once().await?;
+/// assert_eq!(report.claimed, 0);
+///
+/// // ...or let it loop in the background until shutdown.
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// let running = tokio::spawn(worker.run(async {
+///     let _ = stopped.await;
+/// }));
+/// let _ = stop.send(());
+/// let report = running.await?;
+/// assert_eq!(report.attempts(), 0);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Worker {
     inner: Arc<Inner>,
