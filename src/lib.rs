@@ -4,6 +4,7 @@
 
 pub mod clock;
 mod context;
+pub mod delivery;
 mod error;
 pub mod model;
 pub mod signature;

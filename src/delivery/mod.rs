@@ -1,0 +1,28 @@
+//! The delivery engine (SPEC 5 and 6).
+//!
+//! - [`publish`] turns a host's [`Event`](crate::model::Event) into one
+//!   envelope, serialized once, and lets the store fan it out to every
+//!   enabled subscription that wants it.
+//! - [`Outcome::classify`] says what an attempt's result means and
+//!   [`delivery_detail`] how it is logged; [`RetryPolicy`] decides, from
+//!   that classification alone, when to try again.
+//! - [`build_request`] makes the signed HTTP request of one attempt.
+//! - [`Worker`] (feature `runtime-tokio`) claims due deliveries, sends them
+//!   with bounded concurrency and records every attempt.
+//! - [`redeliver`] puts a failed delivery back in the queue by hand.
+
+mod outcome;
+mod publish;
+mod redeliver;
+mod request;
+mod retry;
+#[cfg(feature = "runtime-tokio")]
+mod worker;
+
+pub use outcome::{delivery_detail, retry_after, AttemptResult, Outcome};
+pub use publish::{prepare_event, publish, PublishLimits, PublishReceipt, DEFAULT_MAX_BODY_BYTES};
+pub use redeliver::redeliver;
+pub use request::{build_request, InvalidRequest, DELIVERY_USER_AGENT};
+pub use retry::{JitterSource, OsJitter, RetryPolicy, MAX_DELAY, MAX_RETRIES};
+#[cfg(feature = "runtime-tokio")]
+pub use worker::{RunReport, Worker, WorkerBuilder, LEASE_MARGIN};

@@ -1,0 +1,73 @@
+//! The HTTP request of one attempt: `POST` to the subscription's url with the
+//! shared envelope bytes, the fixed headers, a fresh signature and the
+//! subscription's own headers.
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http::header::{
+    AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING, USER_AGENT,
+};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
+
+use crate::model::{Delivery, WebhookSubscription};
+use crate::signature::{SignatureScheme, SignedMessage};
+
+/// The `User-Agent` of every delivery.
+pub const DELIVERY_USER_AGENT: &str = concat!("webhook-subscriptions/", env!("CARGO_PKG_VERSION"));
+
+/// Headers only the transport may set; stored data naming them is refused.
+const TRANSPORT_HEADERS: [HeaderName; 4] = [CONTENT_LENGTH, HOST, TRANSFER_ENCODING, CONNECTION];
+
+/// Why stored subscription data could not be turned into a request.
+///
+/// Validation keeps such data out, so this only happens with data written
+/// around it; the attempt is then logged as failed (`responseCode` 0).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidRequest(String);
+
+/// Builds the request for an attempt at `at`: `POST` to the subscription's
+/// url, the envelope as body (shared, not copied), `Content-Type`,
+/// `User-Agent`, the headers of `scheme` signed for `at`, and the
+/// subscription's `headers` (the `Authorization` value marked sensitive).
+pub fn build_request(
+    scheme: &SignatureScheme,
+    subscription: &WebhookSubscription,
+    delivery: &Delivery,
+    at: DateTime<Utc>,
+) -> Result<Request<Bytes>, InvalidRequest> {
+    let uri = Uri::try_from(subscription.url.as_str())
+        .map_err(|e| InvalidRequest(format!("url: {e}")))?;
+
+    let mut headers = HeaderMap::with_capacity(5 + subscription.headers.len());
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(USER_AGENT, HeaderValue::from_static(DELIVERY_USER_AGENT));
+    let message = SignedMessage {
+        subscription_id: subscription.id,
+        event_id: delivery.event_id,
+        timestamp: at,
+        body: &delivery.payload,
+    };
+    scheme.sign(&subscription.secret_key, &message, &mut headers);
+
+    for (name, value) in &subscription.headers {
+        let header = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| InvalidRequest(format!("header name {name:?} is not a valid token")))?;
+        // Never override our own headers, nor send one twice under different cases.
+        if TRANSPORT_HEADERS.contains(&header) || headers.contains_key(&header) {
+            return Err(InvalidRequest(format!(
+                "header {name:?} is reserved or repeated"
+            )));
+        }
+        let mut value = HeaderValue::from_str(value)
+            .map_err(|_| InvalidRequest(format!("header {name:?} has an invalid value")))?;
+        value.set_sensitive(header == AUTHORIZATION);
+        headers.append(header, value);
+    }
+
+    let mut request = Request::new(delivery.payload.clone());
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    Ok(request)
+}
