@@ -13,6 +13,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
 
+mod ssrf;
+
+pub use ssrf::{AddressPolicy, BlockReason, IpNetwork};
+
 /// Sends one delivery request and reports what the receiver answered.
 ///
 /// Implementations must not follow redirects and should read at most a bounded
