@@ -9,9 +9,18 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use ::http::{HeaderMap, Request, StatusCode};
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::{HeaderMap, Request, StatusCode};
+
+#[cfg(feature = "http-client")]
+mod http;
+mod ssrf;
+
+#[cfg(feature = "http-client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http-client")))]
+pub use self::http::{HttpTransport, HttpTransportBuilder};
+pub use ssrf::{AddressPolicy, BlockReason, IpNetwork};
 
 /// Sends one delivery request and reports what the receiver answered.
 ///

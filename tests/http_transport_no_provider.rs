@@ -1,0 +1,16 @@
+//! With `http-client` alone and no rustls provider installed, building the
+//! transport is an error, not the panic reqwest would raise.
+#![cfg(all(feature = "http-client", not(feature = "rustls-aws-lc-rs")))]
+
+use webhook_subscriptions::transport::HttpTransport;
+use webhook_subscriptions::Error;
+
+#[test]
+fn build_without_a_crypto_provider_is_an_error() {
+    let err = HttpTransport::builder().build().unwrap_err();
+
+    assert!(
+        matches!(&err, Error::InvalidConfiguration(message) if message.contains("no rustls crypto provider installed")),
+        "{err:?}"
+    );
+}
