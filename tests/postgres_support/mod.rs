@@ -7,10 +7,17 @@
 // Each test file compiles its own copy and uses only part of it.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::AssertSqlSafe;
+use webhook_subscriptions::model::{
+    DeliveryDetail, EventId, NewEvent, OrganizationId, SecretKey, SubscriptionId, UserId,
+    WebhookSubscription,
+};
 use webhook_subscriptions::storage::{PostgresStore, PostgresStoreConfig};
 
 /// Connections per test pool: enough for the concurrent checks to race.
@@ -106,4 +113,59 @@ fn assert_loopback(url: &str) {
         matches!(host, "127.0.0.1" | "localhost" | "[::1]"),
         "DATABASE_URL must point at a loopback address (127.0.0.1, localhost or [::1]), not `{host}`"
     );
+}
+
+/// A store of its own pool (as another process would have) on `schema`.
+pub async fn store_in(url: &str, schema: &str) -> PostgresStore {
+    PostgresStore::from_pool_with_config(
+        pool(url).await,
+        PostgresStoreConfig::new().with_schema(schema),
+    )
+    .unwrap_or_else(|e| panic!("store config refused: {e:?}"))
+}
+
+/// 2024-01-01T00:00:00Z plus `seconds`.
+pub fn at(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_704_067_200 + seconds, 0).unwrap_or(DateTime::UNIX_EPOCH)
+}
+
+/// An enabled subscription to `events`.
+pub fn subscription(name: &str, events: &[&str]) -> WebhookSubscription {
+    let user = UserId::new_v4();
+    WebhookSubscription {
+        id: SubscriptionId::new_v4(),
+        name: name.to_owned(),
+        url: format!("https://receiver.example.com/{name}"),
+        subscribed_events: events.iter().map(|e| (*e).to_owned()).collect(),
+        headers: BTreeMap::new(),
+        secret_key: SecretKey::from_bytes([7; 32]),
+        enabled: true,
+        created_at: at(0),
+        created_by: user,
+        updated_at: at(0),
+        updated_by: user,
+        filters: None,
+    }
+}
+
+/// A new event named `name` of `organization`, published at `published_at`.
+pub fn event(organization: OrganizationId, name: &str, published_at: DateTime<Utc>) -> NewEvent {
+    let event_id = EventId::new_v4();
+    NewEvent {
+        organization_id: organization,
+        event_id,
+        event_name: name.to_owned(),
+        payload: Bytes::from(format!("{{\"event_id\":\"{event_id}\",\"data\":{{}}}}")),
+        published_at,
+    }
+}
+
+/// The outcome of an attempt made at `when`.
+pub fn detail(when: DateTime<Utc>, response_code: u16, response_text: &str) -> DeliveryDetail {
+    DeliveryDetail {
+        delivery_timestamp: when,
+        success: (200..300).contains(&response_code),
+        response_code,
+        response_text: response_text.to_owned(),
+    }
 }

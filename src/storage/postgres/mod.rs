@@ -48,12 +48,16 @@ use crate::model::{
 };
 use crate::storage::{Storage, DEFAULT_DEDUP_WINDOW, DEFAULT_LOG_CAP};
 
+mod batch;
 mod migrate;
 mod queries;
 mod rows;
+mod writes;
 
+use batch::Batcher;
 use queries::{sql, Queries};
 use rows::db;
+use writes::{Attempt, EnqueueWriter, RecordWriter};
 
 /// The schema a [`PostgresStore`] uses unless told otherwise.
 pub const DEFAULT_SCHEMA: &str = "webhook_subscriptions";
@@ -189,6 +193,8 @@ pub struct PostgresStore {
     pool: PgPool,
     config: PostgresStoreConfig,
     queries: Arc<Queries>,
+    enqueues: Arc<Batcher<EnqueueWriter>>,
+    records: Arc<Batcher<RecordWriter>>,
 }
 
 impl PostgresStore {
@@ -221,11 +227,21 @@ impl PostgresStore {
     }
 
     fn build(pool: PgPool, config: PostgresStoreConfig) -> Self {
-        let queries = Arc::new(Queries::new(&config.schema));
+        let queries = Arc::new(Queries::new(&config.schema, config.log_cap));
+        let enqueues = Batcher::new(EnqueueWriter {
+            pool: pool.clone(),
+            queries: Arc::clone(&queries),
+        });
+        let records = Batcher::new(RecordWriter {
+            pool: pool.clone(),
+            queries: Arc::clone(&queries),
+        });
         Self {
             pool,
             config,
             queries,
+            enqueues: Arc::new(enqueues),
+            records: Arc::new(records),
         }
     }
 
@@ -277,23 +293,10 @@ impl PostgresStore {
         connection: &mut PgConnection,
         event: &NewEvent,
     ) -> Result<usize> {
-        self.enqueue_on(connection, event).await
-    }
-
-    async fn enqueue_on<'c, E>(&self, executor: E, event: &NewEvent) -> Result<usize>
-    where
-        E: sqlx::PgExecutor<'c>,
-    {
-        let count: i64 = sqlx::query_scalar(sql(&self.queries.enqueue_event))
-            .bind(event.organization_id.0)
-            .bind(event.event_id.0)
-            .bind(&event.event_name)
-            .bind(event.payload.as_ref())
-            .bind(event.published_at)
-            .fetch_one(executor)
+        let queued = EnqueueWriter::enqueue(&self.queries, connection, &[event])
             .await
             .map_err(db)?;
-        usize::try_from(count).map_err(Error::internal)
+        queued_count(queued.first().copied())
     }
 
     /// Drops claimed rows whose subscription or event is gone: a fan-out
@@ -318,6 +321,11 @@ impl fmt::Debug for PostgresStore {
             .field("pool_size", &self.pool.size())
             .finish_non_exhaustive()
     }
+}
+
+fn queued_count(queued: Option<i64>) -> Result<usize> {
+    let queued = queued.ok_or_else(|| Error::internal("fan-out returned no count"))?;
+    usize::try_from(queued).map_err(Error::internal)
 }
 
 fn bind_limit(limit: usize) -> i64 {
@@ -436,7 +444,8 @@ impl Storage for PostgresStore {
     }
 
     async fn enqueue_event(&self, event: &NewEvent) -> Result<usize> {
-        self.enqueue_on(&self.pool, event).await
+        let queued = self.enqueues.submit(event.clone()).await?;
+        queued_count(Some(queued))
     }
 
     async fn claim_deliveries(
@@ -491,30 +500,10 @@ impl Storage for PostgresStore {
         detail: &DeliveryDetail,
         next: NextStep,
     ) -> Result<LeaseOutcome> {
-        let (next, retry_at) = match next {
-            NextStep::Complete => (queries::NEXT_COMPLETE, None),
-            NextStep::Retry { at } => (queries::NEXT_RETRY, Some(at)),
-            NextStep::Fail => (queries::NEXT_FAIL, None),
-            NextStep::FailAndDisable => (queries::NEXT_FAIL_AND_DISABLE, None),
-        };
-        let delivery = &claim.delivery;
-        let applied: bool = sqlx::query_scalar(sql(&self.queries.record_attempt))
-            .bind(delivery.id.0)
-            .bind(claim.lease.token)
-            .bind(delivery.organization_id.0)
-            .bind(delivery.subscription_id.0)
-            .bind(&delivery.event_name)
-            .bind(delivery.event_id.0)
-            .bind(detail.delivery_timestamp)
-            .bind(detail.success)
-            .bind(i32::from(detail.response_code))
-            .bind(&detail.response_text)
-            .bind(next)
-            .bind(retry_at)
-            .bind(bind_limit(self.config.log_cap))
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db)?;
+        let applied = self
+            .records
+            .submit(Attempt::new(claim, detail, next))
+            .await?;
         Ok(if applied {
             LeaseOutcome::Applied
         } else {
@@ -584,7 +573,6 @@ impl Storage for PostgresStore {
             .bind(organization.0)
             .bind(subscription.0)
             .bind(event)
-            .bind(bind_limit(self.config.log_cap))
             .fetch_all(&self.pool)
             .await
             .map_err(db)?;

@@ -1,8 +1,9 @@
 //! Every statement the store runs, built once per store with its schema
 //! name spliced in (a validated identifier, see [`super::validate_schema`]).
 //! Each operation is one statement, so one round trip and one implicit
-//! transaction, except the subscription patch. sqlx prepares and caches
-//! each statement per connection.
+//! transaction, except the subscription patch; enqueueing and recording
+//! attempts take whole batches (see [`super::batch`]). sqlx prepares and
+//! caches each statement per connection.
 
 use std::sync::Arc;
 
@@ -13,11 +14,14 @@ pub(super) const PENDING: i16 = 0;
 pub(super) const LEASED: i16 = 1;
 pub(super) const FAILED: i16 = 2;
 
-/// `next` values passed to [`Queries::record_attempt`].
+/// `next` values passed to [`Queries::record_attempts`].
 pub(super) const NEXT_COMPLETE: i16 = 0;
 pub(super) const NEXT_RETRY: i16 = 1;
 pub(super) const NEXT_FAIL: i16 = 2;
 pub(super) const NEXT_FAIL_AND_DISABLE: i16 = 3;
+
+/// Each attempt trims its log with probability 1 / TRIM_EVERY.
+const TRIM_EVERY: u32 = 16;
 
 /// The columns of a subscription row, in the order [`super::rows`] reads them.
 const SUBSCRIPTION_COLUMNS: &str = "s.id, s.name, s.url, s.events, s.headers, s.secret, \
@@ -31,10 +35,10 @@ pub(super) struct Queries {
     pub list_subscriptions: Arc<str>,
     pub write_subscription: Arc<str>,
     pub delete_subscription: Arc<str>,
-    pub enqueue_event: Arc<str>,
+    pub enqueue_events: Arc<str>,
     pub claim: Arc<str>,
     pub drop_orphans: Arc<str>,
-    pub record_attempt: Arc<str>,
+    pub record_attempts: Arc<str>,
     pub release: Arc<str>,
     pub failed_deliveries: Arc<str>,
     pub redeliver: Arc<str>,
@@ -50,8 +54,8 @@ pub(super) fn sql(statement: &Arc<str>) -> SqlStr {
 }
 
 impl Queries {
-    /// The statements for `schema` (already validated).
-    pub(super) fn new(schema: &str) -> Self {
+    /// The statements for `schema` (already validated) and `log_cap`.
+    pub(super) fn new(schema: &str, log_cap: usize) -> Self {
         let s = format!("\"{schema}\"");
         let build = |text: String| -> Arc<str> { Arc::from(text) };
         Self {
@@ -111,26 +115,43 @@ impl Queries {
                 )
                 SELECT EXISTS (SELECT 1 FROM deleted)"
             )),
-            // De-duplication and fan-out in one statement: the deliveries
-            // are inserted only if the event row was. The payload is kept
-            // only when someone will receive it.
-            enqueue_event: build(format!(
-                "WITH targets AS (
-                    SELECT se.sub_id FROM {s}.subscription_events se
+            // De-duplication and fan-out of a batch of events (distinct
+            // keys) in one statement: an event's deliveries are inserted
+            // only if its event row was. The payload is kept only when
+            // someone will receive it. One row per input: (ord, queued).
+            enqueue_events: build(format!(
+                "WITH input AS (
+                    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bytea[],
+                        $5::timestamptz[])
+                        WITH ORDINALITY AS i(org, event_id, event_name, payload, published_at, ord)
+                ), targets AS (
+                    SELECT i.ord, se.sub_id FROM input i
+                    JOIN {s}.subscription_events se
+                        ON se.org = i.org AND se.event_name = i.event_name
                     JOIN {s}.subscriptions sub ON sub.org = se.org AND sub.id = se.sub_id
-                    WHERE se.org = $1 AND se.event_name = $3 AND sub.enabled
-                ), event AS (
+                    WHERE sub.enabled
+                ), stored AS (
                     INSERT INTO {s}.events (org, event_id, event_name, payload, published_at)
-                    SELECT $1, $2, $3, CASE WHEN EXISTS (SELECT 1 FROM targets) THEN $4::bytea END, $5
+                    SELECT i.org, i.event_id, i.event_name,
+                        CASE WHEN EXISTS (SELECT 1 FROM targets t WHERE t.ord = i.ord)
+                            THEN i.payload END,
+                        i.published_at
+                    FROM input i ORDER BY i.ord
                     ON CONFLICT DO NOTHING
-                    RETURNING 1
+                    RETURNING org, event_id
                 ), queued AS (
                     INSERT INTO {s}.deliveries (id, org, sub_id, event_id, due_at, state, available_at)
-                    SELECT gen_random_uuid(), $1, targets.sub_id, $2, $5, {PENDING}, $5
-                    FROM targets, event
-                    RETURNING 1
+                    SELECT gen_random_uuid(), i.org, t.sub_id, i.event_id, i.published_at,
+                        {PENDING}, i.published_at
+                    FROM stored e
+                    JOIN input i ON i.org = e.org AND i.event_id = e.event_id
+                    JOIN targets t ON t.ord = i.ord
+                    RETURNING org, event_id
                 )
-                SELECT count(*) FROM queued"
+                SELECT i.ord, count(q.event_id) AS queued
+                FROM input i
+                LEFT JOIN queued q ON q.org = i.org AND q.event_id = i.event_id
+                GROUP BY i.ord"
             )),
             // Leases the earliest claimable rows; rows locked by another
             // claimer are skipped, not waited for. A delivery whose
@@ -158,47 +179,80 @@ impl Queries {
             drop_orphans: build(format!(
                 "DELETE FROM {s}.deliveries WHERE id = ANY($1::uuid[]) AND lease_token = ANY($2::uuid[])"
             )),
-            // One statement: log (only while the subscription exists), trim
-            // the log to the cap (the new row is not visible to the trim, so
-            // it keeps the newest cap - 1 older rows), and apply the next
-            // step only if the lease token still matches. A delivery whose
-            // subscription is gone is removed and reported as lost.
-            record_attempt: build(format!(
-                "WITH live AS (
-                    SELECT 1 FROM {s}.subscriptions WHERE org = $3 AND id = $4
+            // Records a batch of attempts (distinct deliveries) in one
+            // statement. Attempts are logged only while their subscription
+            // exists. The next step applies only where the lease token still
+            // matches; a delivery whose subscription is gone is removed. The
+            // log is trimmed lazily: a key is trimmed back to the cap with
+            // probability `added / TRIM_EVERY`, so trimming costs little per
+            // attempt and a log holds about TRIM_EVERY rows beyond the cap at
+            // most; reads never show more than the cap. Rows another writer
+            // is trimming are skipped, not waited for. One row per input:
+            // (ord, applied).
+            record_attempts: build(format!(
+                "WITH input AS (
+                    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[],
+                        $5::text[], $6::uuid[], $7::timestamptz[], $8::boolean[], $9::integer[],
+                        $10::bytea[], $11::smallint[], $12::timestamptz[])
+                        WITH ORDINALITY AS i(delivery_id, token, org, sub_id, event_name, event_id,
+                            delivered_at, success, response_code, response_text, next, retry_at, ord)
+                ), live AS (
+                    SELECT i.* FROM input i
+                    WHERE EXISTS (SELECT 1 FROM {s}.subscriptions s
+                                  WHERE s.org = i.org AND s.id = i.sub_id)
                 ), logged AS (
                     INSERT INTO {s}.attempt_logs (org, sub_id, event_name, delivery_id, event_id,
                         delivered_at, success, response_code, response_text)
-                    SELECT $3, $4, $5, $1, $6, $7, $8, $9, $10 FROM live
-                ), trimmed AS (
-                    DELETE FROM {s}.attempt_logs
-                    WHERE org = $3 AND sub_id = $4 AND event_name = $5 AND seq <= (
-                        SELECT seq FROM {s}.attempt_logs
-                        WHERE org = $3 AND sub_id = $4 AND event_name = $5
-                        ORDER BY seq DESC OFFSET $13 - 1 LIMIT 1
+                    SELECT org, sub_id, event_name, delivery_id, event_id, delivered_at, success,
+                        response_code, response_text
+                    FROM live ORDER BY ord
+                ), trim_keys AS (
+                    SELECT org, sub_id, event_name, count(*) AS added FROM live
+                    GROUP BY org, sub_id, event_name
+                    HAVING random() * {TRIM_EVERY} < count(*)
+                ), stale_logs AS (
+                    SELECT l.org, l.sub_id, l.event_name, l.seq
+                    FROM trim_keys k
+                    JOIN {s}.attempt_logs l
+                        ON l.org = k.org AND l.sub_id = k.sub_id AND l.event_name = k.event_name
+                    WHERE l.seq <= (
+                        SELECT x.seq FROM {s}.attempt_logs x
+                        WHERE x.org = k.org AND x.sub_id = k.sub_id AND x.event_name = k.event_name
+                        ORDER BY x.seq DESC OFFSET greatest({log_cap} - k.added, 0) LIMIT 1
                     )
+                    FOR UPDATE OF l SKIP LOCKED
+                ), trimmed AS (
+                    DELETE FROM {s}.attempt_logs l USING stale_logs o
+                    WHERE l.org = o.org AND l.sub_id = o.sub_id AND l.event_name = o.event_name
+                      AND l.seq = o.seq
                 ), removed AS (
-                    DELETE FROM {s}.deliveries
-                    WHERE id = $1 AND lease_token = $2
-                      AND ($11 = {NEXT_COMPLETE} OR NOT EXISTS (SELECT 1 FROM live))
-                    RETURNING 1
+                    DELETE FROM {s}.deliveries d USING input i
+                    WHERE d.id = i.delivery_id AND d.lease_token = i.token
+                      AND (i.next = {NEXT_COMPLETE}
+                           OR NOT EXISTS (SELECT 1 FROM live l WHERE l.ord = i.ord))
+                    RETURNING i.ord
                 ), moved AS (
-                    UPDATE {s}.deliveries
-                    SET attempts = attempts + 1,
-                        state = CASE WHEN $11 = {NEXT_RETRY} THEN {PENDING} ELSE {FAILED} END,
-                        due_at = CASE WHEN $11 = {NEXT_RETRY} THEN $12 ELSE due_at END,
-                        available_at = CASE WHEN $11 = {NEXT_RETRY} THEN $12 ELSE due_at END,
+                    UPDATE {s}.deliveries d
+                    SET attempts = d.attempts + 1,
+                        state = CASE WHEN l.next = {NEXT_RETRY} THEN {PENDING} ELSE {FAILED} END,
+                        due_at = CASE WHEN l.next = {NEXT_RETRY} THEN l.retry_at ELSE d.due_at END,
+                        available_at =
+                            CASE WHEN l.next = {NEXT_RETRY} THEN l.retry_at ELSE d.due_at END,
                         lease_token = NULL
-                    WHERE id = $1 AND lease_token = $2
-                      AND $11 <> {NEXT_COMPLETE} AND EXISTS (SELECT 1 FROM live)
-                    RETURNING 1
+                    FROM live l
+                    WHERE d.id = l.delivery_id AND d.lease_token = l.token
+                      AND l.next <> {NEXT_COMPLETE}
+                    RETURNING l.ord, l.next, l.org, l.sub_id
                 ), disabled AS (
-                    UPDATE {s}.subscriptions SET enabled = false
-                    WHERE org = $3 AND id = $4
-                      AND $11 = {NEXT_FAIL_AND_DISABLE} AND EXISTS (SELECT 1 FROM moved)
+                    UPDATE {s}.subscriptions s SET enabled = false
+                    FROM moved m
+                    WHERE m.next = {NEXT_FAIL_AND_DISABLE} AND s.org = m.org AND s.id = m.sub_id
                 )
-                SELECT EXISTS (SELECT 1 FROM live)
-                    AND (EXISTS (SELECT 1 FROM removed) OR EXISTS (SELECT 1 FROM moved))"
+                SELECT i.ord,
+                    EXISTS (SELECT 1 FROM live l WHERE l.ord = i.ord)
+                    AND (EXISTS (SELECT 1 FROM removed r WHERE r.ord = i.ord)
+                         OR EXISTS (SELECT 1 FROM moved m WHERE m.ord = i.ord)) AS applied
+                FROM input i"
             )),
             // `due_at` is no later than the claim, so it is claimable at once.
             release: build(format!(
@@ -227,7 +281,7 @@ impl Queries {
                  LEFT JOIN {s}.events e ON e.org = l.org AND e.event_id = l.event_id
                  WHERE l.org = $1 AND l.sub_id = $2 AND l.event_name = $3
                  ORDER BY l.seq DESC
-                 LIMIT $4"
+                 LIMIT {log_cap}"
             )),
             // A loose index scan: walks the distinct event names of the
             // subscription's logs, then takes the newest row of each.

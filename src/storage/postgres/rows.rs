@@ -103,7 +103,8 @@ pub(super) fn detail(row: &PgRow) -> Result<DeliveryDetail> {
         delivery_timestamp: get::<DateTime<Utc>>(row, "delivered_at")?,
         success: get(row, "success")?,
         response_code: u16::try_from(code).map_err(|_| corrupt("response code"))?,
-        response_text: get(row, "response_text")?,
+        response_text: String::from_utf8(get(row, "response_text")?)
+            .map_err(|_| corrupt("response text"))?,
     })
 }
 

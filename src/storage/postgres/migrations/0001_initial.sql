@@ -67,6 +67,8 @@ CREATE INDEX deliveries_failed ON deliveries (org, sub_id, due_at DESC) WHERE st
 
 -- Attempt logs; the newest row per (org, sub_id, event_name) is the latest
 -- status, so no row is updated by every delivery to one endpoint.
+-- `response_text` is UTF-8 kept as bytes: a receiver's body may hold NUL,
+-- which a text column refuses.
 CREATE TABLE attempt_logs (
     org            uuid        NOT NULL,
     sub_id         uuid        NOT NULL,
@@ -77,6 +79,6 @@ CREATE TABLE attempt_logs (
     delivered_at   timestamptz NOT NULL,
     success        boolean     NOT NULL,
     response_code  integer     NOT NULL,
-    response_text  text        NOT NULL,
+    response_text  bytea       NOT NULL,
     PRIMARY KEY (org, sub_id, event_name, seq)
 );
