@@ -9,11 +9,12 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use postgres_support::{at, detail, event, store_in, subscription, TestDb};
+use sqlx::AssertSqlSafe;
 use tokio::sync::Barrier;
 use webhook_subscriptions::model::{
     ClaimedDelivery, DeliveryId, LeaseOutcome, NextStep, OrganizationId, SubscriptionId,
 };
-use webhook_subscriptions::storage::{PostgresStore, Storage};
+use webhook_subscriptions::storage::{PostgresStore, PostgresStoreConfig, Storage};
 
 const EVENT: &str = "ConversationCreated";
 
@@ -414,5 +415,112 @@ async fn one_event_id_published_concurrently_from_two_processes_is_enqueued_once
         .unwrap_or_else(|e| panic!("claim_deliveries failed: {e:?}"));
     assert_eq!(claimed.len(), events.len() * SUBSCRIBERS, "and queued once");
     drop((setup, stores));
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_delivery_whose_subscription_vanished_is_dropped_not_claimed() {
+    let Some(db) = TestDb::connect("a_delivery_whose_subscription_vanished").await else {
+        return;
+    };
+    let store = db.store().await;
+    let schema = store.config().schema.clone();
+    let org = fill_queue(&store, 2, 1).await;
+    // What a fan-out racing with delete_subscription leaves behind: a
+    // delivery committed after the delete had removed the others.
+    let vanished: uuid::Uuid = sqlx::query_scalar(AssertSqlSafe(format!(
+        "DELETE FROM \"{schema}\".subscriptions WHERE org = $1
+         AND id = (SELECT id FROM \"{schema}\".subscriptions WHERE org = $1 LIMIT 1)
+         RETURNING id"
+    )))
+    .bind(org.0)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap_or_else(|e| panic!("deleting behind the store's back failed: {e}"));
+
+    let claimed = store
+        .claim_deliveries(at(0), Duration::seconds(30), 10)
+        .await
+        .unwrap_or_else(|e| panic!("claim_deliveries failed: {e:?}"));
+    assert_eq!(
+        claimed.len(),
+        1,
+        "only the live subscription's delivery is handed out"
+    );
+    assert_ne!(claimed[0].delivery.subscription_id.0, vanished);
+    let left: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT count(*) FROM \"{schema}\".deliveries WHERE sub_id = $1"
+    )))
+    .bind(vanished)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap_or_else(|e| panic!("counting deliveries failed: {e}"));
+    assert_eq!(left, 0, "the orphaned delivery is dropped");
+    drop(store);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn stored_logs_stay_near_the_cap() {
+    const CAP: usize = 10;
+    const ATTEMPTS: usize = 600;
+    // Trimming is lazy (each attempt trims with probability 1/16): the
+    // bound below fails only if 250 attempts in a row skip it (p < 1e-6).
+    const SLACK: i64 = 250;
+    let Some(db) = TestDb::connect("stored_logs_stay_near_the_cap").await else {
+        return;
+    };
+    let store = db
+        .store_with(PostgresStoreConfig::new().with_log_cap(CAP))
+        .await;
+    let schema = store.config().schema.clone();
+    let org = fill_queue(&store, 1, 1).await;
+    let mut sub = None;
+    for n in 0..ATTEMPTS {
+        let now = at(n as i64);
+        let mut claimed = store
+            .claim_deliveries(now, Duration::seconds(30), 1)
+            .await
+            .unwrap_or_else(|e| panic!("claim_deliveries failed: {e:?}"));
+        assert_eq!(claimed.len(), 1, "the retried delivery is due again");
+        let claim = claimed.remove(0);
+        sub = Some(claim.delivery.subscription_id);
+        let next = NextStep::Retry {
+            at: at(n as i64 + 1),
+        };
+        let outcome = store
+            .record_attempt(&claim, &detail(now, 500, &format!("attempt {n}")), next)
+            .await
+            .unwrap_or_else(|e| panic!("record_attempt failed: {e:?}"));
+        assert_eq!(outcome, LeaseOutcome::Applied);
+    }
+    let sub = sub.unwrap_or_else(|| unreachable!("at least one attempt was made"));
+    let shown = store
+        .list_attempts(org, sub, EVENT)
+        .await
+        .unwrap_or_else(|e| panic!("list_attempts failed: {e:?}"));
+    let texts: Vec<String> = shown
+        .iter()
+        .map(|a| a.detail.response_text.clone())
+        .collect();
+    let expected: Vec<String> = (ATTEMPTS - CAP..ATTEMPTS)
+        .rev()
+        .map(|n| format!("attempt {n}"))
+        .collect();
+    assert_eq!(
+        texts, expected,
+        "reads show exactly the newest `log_cap` attempts"
+    );
+    let stored: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT count(*) FROM \"{schema}\".attempt_logs"
+    )))
+    .fetch_one(&db.pool)
+    .await
+    .unwrap_or_else(|e| panic!("counting logs failed: {e}"));
+    assert!(
+        stored <= CAP as i64 + SLACK,
+        "old attempts must be deleted: {stored} rows kept for a cap of {CAP}"
+    );
+    drop(store);
     db.cleanup().await;
 }
