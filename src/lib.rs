@@ -16,3 +16,7 @@ pub mod transport;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use context::RequestContext;
 pub use error::{BoxError, Error, ErrorBody, FieldError, Operation, Result, ValidationErrors};
+pub mod service;
+pub mod validate;
+
+pub use service::{WebhookService, WebhookServiceBuilder};

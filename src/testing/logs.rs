@@ -57,7 +57,8 @@ pub async fn attempt_log_newest_first_and_capped(store: &dyn Storage) {
             minute(ATTEMPTS - 1),
             500,
             &format!("attempt {}", ATTEMPTS - 1)
-        )
+        ),
+        "the newest entry must be the last attempt as recorded"
     );
     for entry in &logged {
         assert_eq!(

@@ -19,7 +19,10 @@
 //!   ([`DEFAULT_LOG_CAP`](crate::storage::DEFAULT_LOG_CAP)): claims see every
 //!   queued delivery of the store, not just the check's own;
 //! - times are explicit, whole milliseconds from [`base_time`]
-//!   (2024-01-01T00:00:00Z); nothing sleeps;
+//!   (2024-01-01T00:00:00Z), so microsecond timestamps store them exactly;
+//!   nothing sleeps;
+//! - payloads are compared byte for byte (store them as bytes, not as
+//!   re-serialized JSON);
 //! - a lease is held while `now < expires_at`: at `expires_at` the delivery is
 //!   claimable again; a delivery is due when `due_at <= now`;
 //! - the checks taking an `Arc<dyn Storage>` spawn tasks with `tokio::spawn`
@@ -276,9 +279,12 @@ async fn get(
         .unwrap_or_else(|e| panic!("get_subscription failed: {e:?}"))
 }
 
-/// Runs every check of the suite, each on a fresh store from `make_store`.
+/// Runs every check of the suite, each on a fresh, empty store from
+/// `make_store`, in the order of the table in the [module docs](self).
 ///
-/// Panics at the first violation.
+/// Panics at the first violation. Call it from a multi-thread runtime
+/// (`#[tokio::test(flavor = "multi_thread")]`) so the concurrency checks race
+/// for real.
 pub async fn run_all<F, Fut, S>(mut make_store: F)
 where
     F: FnMut() -> Fut,

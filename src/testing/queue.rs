@@ -211,7 +211,11 @@ pub async fn claim_respects_due_time_and_limit(store: &dyn Storage) {
         claim_up_to(store, at(30), 0).await.is_empty(),
         "a claim with limit 0 takes nothing"
     );
-    assert_eq!(claim_one(store, at(30)).await.delivery.due_at, at(30));
+    assert_eq!(
+        claim_one(store, at(30)).await.delivery.due_at,
+        at(30),
+        "the last delivery is claimable once due"
+    );
 
     // Five due at once, taken two at a time.
     let wide = subscription("wide", &["ConversationClosed"]);
@@ -246,7 +250,11 @@ pub async fn lease_blocks_other_claimers_until_expiry(store: &dyn Storage) {
     enqueue(store, &event(org, "ConversationCreated", at(0)), 1).await;
 
     let first = claim_one(store, at(0)).await;
-    assert_eq!(first.lease.expires_at, at(0) + LEASE);
+    assert_eq!(
+        first.lease.expires_at,
+        at(0) + LEASE,
+        "the lease lasts lease_for from now"
+    );
     let held_until = first.lease.expires_at - Duration::milliseconds(1);
     assert!(
         claim(store, held_until).await.is_empty(),
@@ -523,7 +531,11 @@ pub async fn complete_removes_delivery(store: &dyn Storage) {
     );
     let logged = attempts(store, org, sub.id, "ConversationCreated").await;
     assert_eq!(logged.len(), 1, "the completing attempt must be logged");
-    assert_eq!(logged[0].detail, detail(at(1), 204, "No Content"));
+    assert_eq!(
+        logged[0].detail,
+        detail(at(1), 204, "No Content"),
+        "the log must hold the attempt as recorded"
+    );
 }
 
 /// `Fail` keeps the delivery as failed (listed most recently due first, up
@@ -569,7 +581,10 @@ pub async fn fail_keeps_delivery_for_redelivery(store: &dyn Storage) {
             "a failed delivery is in state Failed"
         );
         assert_eq!(d.attempts, 1, "the failing attempt counts");
-        assert_eq!(d.subscription_id, sub.id);
+        assert_eq!(
+            d.subscription_id, sub.id,
+            "a failed delivery keeps its subscription"
+        );
     }
     let limited = store
         .failed_deliveries(org, sub.id, 2)
@@ -597,7 +612,10 @@ pub async fn fail_keeps_delivery_for_redelivery(store: &dyn Storage) {
         "a redelivered delivery is due at the given now"
     );
     let claimed = claim_one(store, at(100)).await;
-    assert_eq!(claimed.delivery.id, again);
+    assert_eq!(
+        claimed.delivery.id, again,
+        "the redelivered delivery is the one claimed"
+    );
     assert_eq!(
         claimed.delivery.attempts, 0,
         "redeliver must reset the attempt count"

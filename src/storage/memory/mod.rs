@@ -223,7 +223,7 @@ impl Storage for MemoryStore {
     }
 
     async fn enqueue_event(&self, event: &NewEvent) -> Result<usize> {
-        Ok(self.write().enqueue(event, self.config.dedup_window))
+        self.write().enqueue(event, self.config.dedup_window)
     }
 
     async fn claim_deliveries(
@@ -232,7 +232,7 @@ impl Storage for MemoryStore {
         lease_for: Duration,
         limit: usize,
     ) -> Result<Vec<ClaimedDelivery>> {
-        let claimed = self.write().claim(now, lease_for, limit);
+        let claimed = self.write().claim(now, lease_for, limit)?;
         Ok(claimed
             .into_iter()
             .map(state::Claimed::into_claim)
@@ -287,5 +287,49 @@ impl Storage for MemoryStore {
         subscription: SubscriptionId,
     ) -> Result<Vec<(String, DeliveryDetail)>> {
         Ok(self.read().latest(organization, subscription))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    use super::*;
+    use crate::model::{SecretKey, UserId};
+
+    #[tokio::test]
+    async fn a_poisoned_lock_still_serves_requests() {
+        let store = MemoryStore::new();
+        let poisoned = catch_unwind(AssertUnwindSafe(|| {
+            let _guard = store.write();
+            panic!("poisoning the lock on purpose");
+        }));
+        assert!(poisoned.is_err());
+        assert!(store.state.is_poisoned());
+
+        let org = OrganizationId::new_v4();
+        let user = UserId::new_v4();
+        let now = DateTime::<Utc>::UNIX_EPOCH;
+        let sub = WebhookSubscription {
+            id: SubscriptionId::new_v4(),
+            name: "after poison".to_owned(),
+            url: "https://example.com/".to_owned(),
+            subscribed_events: Vec::new(),
+            headers: BTreeMap::new(),
+            secret_key: SecretKey::from_bytes([1; 32]),
+            enabled: true,
+            created_at: now,
+            created_by: user,
+            updated_at: now,
+            updated_by: user,
+            filters: None,
+        };
+        store.insert_subscription(org, &sub).await.unwrap();
+        assert_eq!(
+            store.get_subscription(org, sub.id).await.unwrap(),
+            Some(sub)
+        );
+        assert_eq!(store.stats().subscriptions, 1);
     }
 }

@@ -69,8 +69,8 @@ impl Entry {
 /// Which enabled subscriptions want which event, per organization.
 #[derive(Debug, Default)]
 struct Subscribers {
-    /// Interned event names. Never shrinks: names come from the host's
-    /// catalogue, so the set stays as small as the catalogue.
+    /// Interned names of subscribed and attempted events. Never shrinks:
+    /// names come from the host's catalogue, so it stays as small.
     names: HashSet<Arc<str>>,
     by_event: BTreeSet<(OrganizationId, Arc<str>, SubscriptionId)>,
 }
@@ -138,21 +138,19 @@ impl Queue {
         }
     }
 
-    /// Takes the earliest delivery claimable at `now` out of its index:
-    /// pending and due, or leased with an expired lease.
-    fn pop_due(&mut self, now: DateTime<Utc>) -> Option<DeliveryId> {
-        let pending = self.pending.first_key_value().map(|(key, _)| *key);
-        let expired = self.leases.first_key_value().map(|(key, _)| *key);
-        let index = match (pending, expired) {
-            (Some(p), Some(l)) if l < p => &mut self.leases,
-            (Some(_), _) => &mut self.pending,
-            (None, Some(_)) => &mut self.leases,
-            (None, None) => return None,
-        };
-        match index.first_entry() {
-            Some(first) if first.key().0 <= now => Some(first.remove()),
-            _ => None,
-        }
+    /// Up to `limit` deliveries claimable at `now`, earliest first: pending
+    /// and due, or leased with an expired lease (`true` marks pending ones).
+    fn due(&self, now: DateTime<Utc>, limit: usize) -> Vec<(QueueKey, DeliveryId, bool)> {
+        let last = (now, u64::MAX);
+        let pending = self.pending.range(..=last).take(limit);
+        let expired = self.leases.range(..=last).take(limit);
+        let mut due: Vec<_> = pending
+            .map(|(key, id)| (*key, *id, true))
+            .chain(expired.map(|(key, id)| (*key, *id, false)))
+            .collect();
+        due.sort_unstable_by_key(|(key, _, _)| *key);
+        due.truncate(limit);
+        due
     }
 }
 
@@ -225,6 +223,21 @@ impl Claimed {
             lease: self.lease,
         }
     }
+}
+
+/// `count` fresh v4 UUIDs from a single read of the OS randomness (one
+/// system call under the lock rather than one per id).
+fn random_uuids(count: usize) -> Result<Vec<Uuid>> {
+    let mut bytes = vec![0u8; count * 16];
+    getrandom::fill(&mut bytes).map_err(|e| Error::internal(format!("os randomness: {e}")))?;
+    Ok(bytes
+        .chunks_exact(16)
+        .map(|chunk| {
+            let mut random = [0u8; 16];
+            random.copy_from_slice(chunk);
+            uuid::Builder::from_random_bytes(random).into_uuid()
+        })
+        .collect())
 }
 
 fn later(at: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
@@ -333,36 +346,47 @@ impl State {
         true
     }
 
-    pub(super) fn enqueue(&mut self, event: &NewEvent, dedup_window: Duration) -> usize {
+    pub(super) fn enqueue(&mut self, event: &NewEvent, dedup_window: Duration) -> Result<usize> {
         let now = event.published_at;
         self.forget_seen_until(now);
         let key = (event.organization_id, event.event_id);
         if self.seen.contains_key(&key) {
-            return 0;
+            return Ok(0);
         }
+        // A name never interned has no subscribers; publishing alone does not intern.
+        let name = self
+            .subscribers
+            .names
+            .get(event.event_name.as_str())
+            .cloned();
+        let targets = name
+            .as_ref()
+            .map(|name| self.subscribers.of(event.organization_id, name))
+            .unwrap_or_default();
+        let ids = random_uuids(targets.len())?;
+
         let forget_at = later(now, dedup_window);
         self.seen.insert(key, forget_at);
         self.seen_by_expiry
             .insert((forget_at, event.organization_id, event.event_id));
-
-        let name = self.subscribers.intern(&event.event_name);
-        let targets = self.subscribers.of(event.organization_id, &name);
+        let Some(name) = name else {
+            return Ok(0);
+        };
         let data = Arc::new(EventData {
             event_id: event.event_id,
             name,
             payload: event.payload.clone(),
         });
         let mut enqueued = 0;
-        for subscription in targets {
+        for (subscription, id) in targets.into_iter().zip(ids) {
+            let seq = self.next_seq();
             let Some(entry) = self
                 .subscriptions
                 .get_mut(&(event.organization_id, subscription))
             else {
                 continue;
             };
-            self.next_seq += 1;
-            let seq = self.next_seq;
-            let id = DeliveryId::new_v4();
+            let id = DeliveryId(id);
             entry.activity().deliveries.insert(id);
             self.queue.pending.insert((now, seq), id);
             self.queue.records.insert(
@@ -379,7 +403,7 @@ impl State {
             );
             enqueued += 1;
         }
-        enqueued
+        Ok(enqueued)
     }
 
     fn forget_seen_until(&mut self, now: DateTime<Utc>) {
@@ -397,46 +421,43 @@ impl State {
         now: DateTime<Utc>,
         lease_for: Duration,
         limit: usize,
-    ) -> Vec<Claimed> {
+    ) -> Result<Vec<Claimed>> {
         let expires_at = later(now, lease_for);
-        let mut claimed = Vec::new();
-        while claimed.len() < limit {
-            let Some(id) = self.queue.pop_due(now) else {
-                break;
-            };
-            let Some(record) = self.queue.records.get_mut(&id) else {
+        let due = self.queue.due(now, limit);
+        // Fallible, so it comes before anything changes.
+        let tokens = random_uuids(due.len())?;
+        let mut claimed = Vec::with_capacity(due.len());
+        for ((key, id, pending), token) in due.into_iter().zip(tokens) {
+            if pending {
+                self.queue.pending.remove(&key);
+            } else {
+                self.queue.leases.remove(&key);
+            }
+            let owner = self
+                .queue
+                .records
+                .get(&id)
+                .map(|r| (r.organization_id, r.subscription_id));
+            let entry = owner.and_then(|owner| self.subscriptions.get(&owner));
+            let (Some(entry), Some(record)) = (entry, self.queue.records.get_mut(&id)) else {
+                // Unreachable while the indexes agree (deleting a subscription
+                // removes its records); dropping an orphan keeps claims moving.
+                self.queue.records.remove(&id);
                 continue;
             };
-            let key = (record.organization_id, record.subscription_id);
-            // Present: deleting a subscription removes its records.
-            let Some(entry) = self.subscriptions.get(&key) else {
-                continue;
-            };
-            let lease = Lease {
-                delivery_id: id,
-                token: Uuid::new_v4(),
-                expires_at,
-            };
-            record.slot = Slot::Leased {
-                token: lease.token,
-                expires_at,
-            };
+            self.queue.leases.insert((expires_at, record.seq), id);
+            record.slot = Slot::Leased { token, expires_at };
             claimed.push(Claimed {
                 delivery: record.to_delivery(id),
                 subscription: entry.subscription.clone(),
-                lease,
+                lease: Lease {
+                    delivery_id: id,
+                    token,
+                    expires_at,
+                },
             });
         }
-        // Indexed only now, so a lease that is already over (`lease_for <= 0`)
-        // cannot hand the same delivery out twice in one batch.
-        for claim in &claimed {
-            if let Some(record) = self.queue.records.get(&claim.lease.delivery_id) {
-                self.queue
-                    .leases
-                    .insert((expires_at, record.seq), claim.lease.delivery_id);
-            }
-        }
-        claimed
+        Ok(claimed)
     }
 
     pub(super) fn record_attempt(
