@@ -16,8 +16,13 @@
 //!   statement; the HTTP call happens outside any transaction;
 //! - recording an attempt is one statement: log, trim the log, and apply the
 //!   next step only if the lease token still matches;
+//! - concurrent calls of [`Storage::enqueue_event`] and
+//!   [`Storage::record_attempt`] on one store share a statement (group
+//!   commit), so a busy worker pays one round trip and one commit for many
+//!   deliveries; a lone call waits for nothing;
 //! - the latest status is the newest log row, so no row is rewritten by
-//!   every delivery to one endpoint.
+//!   every delivery to one endpoint; logs are trimmed lazily, so a log may
+//!   briefly hold a few more rows than the cap, but reads never show more.
 //!
 //! ```no_run
 //! # async fn demo() -> webhook_subscriptions::Result<()> {
