@@ -16,8 +16,13 @@ use crate::model::{
 };
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 
 pub use memory::{MemoryStore, MemoryStoreConfig, MemoryStoreStats, DEFAULT_DEDUP_WINDOW};
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use postgres::{PostgresStore, PostgresStoreConfig, DEFAULT_MAX_CONNECTIONS, DEFAULT_SCHEMA};
 
 /// The default number of attempts kept per subscription and event.
 pub const DEFAULT_LOG_CAP: usize = 100;

@@ -1,0 +1,320 @@
+//! Every statement the store runs, built once per store with its schema
+//! name spliced in (a validated identifier, see [`super::validate_schema`]).
+//! Each operation is one statement, so one round trip and one implicit
+//! transaction, except the subscription patch; enqueueing and recording
+//! attempts take whole batches (see [`super::batch`]). sqlx prepares and
+//! caches each statement per connection.
+
+use std::sync::Arc;
+
+use sqlx::{AssertSqlSafe, SqlStr};
+
+/// `state` values of a delivery row.
+pub(super) const PENDING: i16 = 0;
+pub(super) const LEASED: i16 = 1;
+pub(super) const FAILED: i16 = 2;
+
+/// `next` values passed to [`Queries::record_attempts`].
+pub(super) const NEXT_COMPLETE: i16 = 0;
+pub(super) const NEXT_RETRY: i16 = 1;
+pub(super) const NEXT_FAIL: i16 = 2;
+pub(super) const NEXT_FAIL_AND_DISABLE: i16 = 3;
+
+/// Each attempt trims its log with probability 1 / TRIM_EVERY.
+const TRIM_EVERY: u32 = 16;
+
+/// The columns of a subscription row, in the order [`super::rows`] reads them.
+const SUBSCRIPTION_COLUMNS: &str = "s.id, s.name, s.url, s.events, s.headers, s.secret, \
+     s.enabled, s.created_at, s.created_by, s.updated_at, s.updated_by, s.filters";
+
+#[derive(Debug)]
+pub(super) struct Queries {
+    pub insert_subscription: Arc<str>,
+    pub get_subscription: Arc<str>,
+    pub lock_subscription: Arc<str>,
+    pub list_subscriptions: Arc<str>,
+    pub write_subscription: Arc<str>,
+    pub delete_subscription: Arc<str>,
+    pub enqueue_events: Arc<str>,
+    pub claim: Arc<str>,
+    pub drop_orphans: Arc<str>,
+    pub record_attempts: Arc<str>,
+    pub release: Arc<str>,
+    pub failed_deliveries: Arc<str>,
+    pub redeliver: Arc<str>,
+    pub list_attempts: Arc<str>,
+    pub latest_statuses: Arc<str>,
+    pub prune_events: Arc<str>,
+}
+
+/// Wraps a statement for sqlx. Sound because every statement is built from
+/// the constants in this file and a validated schema identifier.
+pub(super) fn sql(statement: &Arc<str>) -> SqlStr {
+    sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(Arc::clone(statement)))
+}
+
+impl Queries {
+    /// The statements for `schema` (already validated) and `log_cap`.
+    pub(super) fn new(schema: &str, log_cap: usize) -> Self {
+        let s = format!("\"{schema}\"");
+        let build = |text: String| -> Arc<str> { Arc::from(text) };
+        Self {
+            insert_subscription: build(format!(
+                "WITH inserted AS (
+                    INSERT INTO {s}.subscriptions (org, id, name, url, events, headers, secret,
+                        enabled, created_at, created_by, updated_at, updated_by, filters)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                    RETURNING org, id
+                )
+                INSERT INTO {s}.subscription_events (org, event_name, sub_id)
+                SELECT inserted.org, names.name, inserted.id
+                FROM inserted, unnest($5::text[]) AS names(name)
+                ON CONFLICT DO NOTHING"
+            )),
+            get_subscription: build(format!(
+                "SELECT {SUBSCRIPTION_COLUMNS} FROM {s}.subscriptions s
+                 WHERE s.org = $1 AND s.id = $2"
+            )),
+            lock_subscription: build(format!(
+                "SELECT {SUBSCRIPTION_COLUMNS} FROM {s}.subscriptions s
+                 WHERE s.org = $1 AND s.id = $2 FOR UPDATE"
+            )),
+            list_subscriptions: build(format!(
+                "SELECT {SUBSCRIPTION_COLUMNS} FROM {s}.subscriptions s
+                 WHERE s.org = $1 ORDER BY s.created_at, s.seq"
+            )),
+            // Rewrites the mutable fields and brings the fan-out rows in
+            // line with the new event set (both CTEs see the old rows);
+            // returns the subscription as stored.
+            write_subscription: build(format!(
+                "WITH updated AS (
+                    UPDATE {s}.subscriptions s
+                    SET name = $3, url = $4, events = $5, headers = $6, enabled = $7,
+                        updated_at = $8, updated_by = $9
+                    WHERE s.org = $1 AND s.id = $2
+                    RETURNING {SUBSCRIPTION_COLUMNS}
+                ), unsubscribed AS (
+                    DELETE FROM {s}.subscription_events
+                    WHERE org = $1 AND sub_id = $2 AND NOT (event_name = ANY($5::text[]))
+                ), subscribed AS (
+                    INSERT INTO {s}.subscription_events (org, event_name, sub_id)
+                    SELECT $1, names.name, $2 FROM unnest($5::text[]) AS names(name)
+                    ON CONFLICT DO NOTHING
+                )
+                SELECT * FROM updated"
+            )),
+            delete_subscription: build(format!(
+                "WITH deleted AS (
+                    DELETE FROM {s}.subscriptions WHERE org = $1 AND id = $2 RETURNING 1
+                ), fan_out AS (
+                    DELETE FROM {s}.subscription_events WHERE org = $1 AND sub_id = $2
+                ), queued AS (
+                    DELETE FROM {s}.deliveries WHERE org = $1 AND sub_id = $2
+                ), logged AS (
+                    DELETE FROM {s}.attempt_logs WHERE org = $1 AND sub_id = $2
+                )
+                SELECT EXISTS (SELECT 1 FROM deleted)"
+            )),
+            // De-duplication and fan-out of a batch of events (distinct
+            // keys) in one statement: an event's deliveries are inserted
+            // only if its event row was. The payload is kept only when
+            // someone will receive it. One row per input: (ord, queued).
+            enqueue_events: build(format!(
+                "WITH input AS (
+                    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bytea[],
+                        $5::timestamptz[])
+                        WITH ORDINALITY AS i(org, event_id, event_name, payload, published_at, ord)
+                ), targets AS (
+                    SELECT i.ord, se.sub_id FROM input i
+                    JOIN {s}.subscription_events se
+                        ON se.org = i.org AND se.event_name = i.event_name
+                    JOIN {s}.subscriptions sub ON sub.org = se.org AND sub.id = se.sub_id
+                    WHERE sub.enabled
+                ), stored AS (
+                    INSERT INTO {s}.events (org, event_id, event_name, payload, published_at)
+                    SELECT i.org, i.event_id, i.event_name,
+                        CASE WHEN EXISTS (SELECT 1 FROM targets t WHERE t.ord = i.ord)
+                            THEN i.payload END,
+                        i.published_at
+                    FROM input i ORDER BY i.ord
+                    ON CONFLICT DO NOTHING
+                    RETURNING org, event_id
+                ), queued AS (
+                    INSERT INTO {s}.deliveries (id, org, sub_id, event_id, due_at, state, available_at)
+                    SELECT gen_random_uuid(), i.org, t.sub_id, i.event_id, i.published_at,
+                        {PENDING}, i.published_at
+                    FROM stored e
+                    JOIN input i ON i.org = e.org AND i.event_id = e.event_id
+                    JOIN targets t ON t.ord = i.ord
+                    RETURNING org, event_id
+                )
+                SELECT i.ord, count(q.event_id) AS queued
+                FROM input i
+                LEFT JOIN queued q ON q.org = i.org AND q.event_id = i.event_id
+                GROUP BY i.ord"
+            )),
+            // Leases the earliest claimable rows; rows locked by another
+            // claimer are skipped, not waited for. A delivery whose
+            // subscription or event is gone comes back with NULLs and is
+            // dropped by `drop_orphans`.
+            claim: build(format!(
+                "WITH picked AS (
+                    SELECT id FROM {s}.deliveries
+                    WHERE state < {FAILED} AND available_at <= $1
+                    ORDER BY available_at
+                    LIMIT $3
+                    FOR UPDATE SKIP LOCKED
+                ), leased AS (
+                    UPDATE {s}.deliveries d
+                    SET state = {LEASED}, available_at = $2, lease_token = gen_random_uuid()
+                    FROM picked WHERE d.id = picked.id
+                    RETURNING d.id, d.org, d.sub_id, d.event_id, d.attempts, d.due_at, d.lease_token
+                )
+                SELECT l.id AS delivery_id, l.org, l.sub_id, l.event_id, l.attempts, l.due_at, l.lease_token,
+                    e.event_name, e.payload, {SUBSCRIPTION_COLUMNS}
+                FROM leased l
+                LEFT JOIN {s}.events e ON e.org = l.org AND e.event_id = l.event_id
+                LEFT JOIN {s}.subscriptions s ON s.org = l.org AND s.id = l.sub_id"
+            )),
+            drop_orphans: build(format!(
+                "DELETE FROM {s}.deliveries WHERE id = ANY($1::uuid[]) AND lease_token = ANY($2::uuid[])"
+            )),
+            // Records a batch of attempts (distinct deliveries) in one
+            // statement. Attempts are logged only while their subscription
+            // exists. The next step applies only where the lease token still
+            // matches; a delivery whose subscription is gone is removed. The
+            // log is trimmed lazily: a key is trimmed back to the cap with
+            // probability `added / TRIM_EVERY`, so trimming costs little per
+            // attempt and a log holds about TRIM_EVERY rows beyond the cap at
+            // most; reads never show more than the cap. Rows another writer
+            // is trimming are skipped, not waited for. One row per input:
+            // (ord, applied).
+            record_attempts: build(format!(
+                "WITH input AS (
+                    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[],
+                        $5::text[], $6::uuid[], $7::timestamptz[], $8::boolean[], $9::integer[],
+                        $10::bytea[], $11::smallint[], $12::timestamptz[])
+                        WITH ORDINALITY AS i(delivery_id, token, org, sub_id, event_name, event_id,
+                            delivered_at, success, response_code, response_text, next, retry_at, ord)
+                ), live AS (
+                    SELECT i.* FROM input i
+                    WHERE EXISTS (SELECT 1 FROM {s}.subscriptions s
+                                  WHERE s.org = i.org AND s.id = i.sub_id)
+                ), logged AS (
+                    INSERT INTO {s}.attempt_logs (org, sub_id, event_name, delivery_id, event_id,
+                        delivered_at, success, response_code, response_text)
+                    SELECT org, sub_id, event_name, delivery_id, event_id, delivered_at, success,
+                        response_code, response_text
+                    FROM live ORDER BY ord
+                ), trim_keys AS (
+                    SELECT org, sub_id, event_name, count(*) AS added FROM live
+                    GROUP BY org, sub_id, event_name
+                    HAVING random() * {TRIM_EVERY} < count(*)
+                ), stale_logs AS (
+                    SELECT l.org, l.sub_id, l.event_name, l.seq
+                    FROM trim_keys k
+                    JOIN {s}.attempt_logs l
+                        ON l.org = k.org AND l.sub_id = k.sub_id AND l.event_name = k.event_name
+                    WHERE l.seq <= (
+                        SELECT x.seq FROM {s}.attempt_logs x
+                        WHERE x.org = k.org AND x.sub_id = k.sub_id AND x.event_name = k.event_name
+                        ORDER BY x.seq DESC OFFSET greatest({log_cap} - k.added, 0) LIMIT 1
+                    )
+                    FOR UPDATE OF l SKIP LOCKED
+                ), trimmed AS (
+                    DELETE FROM {s}.attempt_logs l USING stale_logs o
+                    WHERE l.org = o.org AND l.sub_id = o.sub_id AND l.event_name = o.event_name
+                      AND l.seq = o.seq
+                ), removed AS (
+                    DELETE FROM {s}.deliveries d USING input i
+                    WHERE d.id = i.delivery_id AND d.lease_token = i.token
+                      AND (i.next = {NEXT_COMPLETE}
+                           OR NOT EXISTS (SELECT 1 FROM live l WHERE l.ord = i.ord))
+                    RETURNING i.ord
+                ), moved AS (
+                    UPDATE {s}.deliveries d
+                    SET attempts = d.attempts + 1,
+                        state = CASE WHEN l.next = {NEXT_RETRY} THEN {PENDING} ELSE {FAILED} END,
+                        due_at = CASE WHEN l.next = {NEXT_RETRY} THEN l.retry_at ELSE d.due_at END,
+                        available_at =
+                            CASE WHEN l.next = {NEXT_RETRY} THEN l.retry_at ELSE d.due_at END,
+                        lease_token = NULL
+                    FROM live l
+                    WHERE d.id = l.delivery_id AND d.lease_token = l.token
+                      AND l.next <> {NEXT_COMPLETE}
+                    RETURNING l.ord, l.next, l.org, l.sub_id
+                ), disabled AS (
+                    UPDATE {s}.subscriptions s SET enabled = false
+                    FROM moved m
+                    WHERE m.next = {NEXT_FAIL_AND_DISABLE} AND s.org = m.org AND s.id = m.sub_id
+                )
+                SELECT i.ord,
+                    EXISTS (SELECT 1 FROM live l WHERE l.ord = i.ord)
+                    AND (EXISTS (SELECT 1 FROM removed r WHERE r.ord = i.ord)
+                         OR EXISTS (SELECT 1 FROM moved m WHERE m.ord = i.ord)) AS applied
+                FROM input i"
+            )),
+            // `due_at` is no later than the claim, so it is claimable at once.
+            release: build(format!(
+                "UPDATE {s}.deliveries
+                 SET state = {PENDING}, available_at = due_at, lease_token = NULL
+                 WHERE id = $1 AND lease_token = $2"
+            )),
+            failed_deliveries: build(format!(
+                "SELECT d.id, d.org, d.sub_id, d.event_id, d.attempts, d.due_at, d.state,
+                    e.event_name, e.payload
+                 FROM {s}.deliveries d
+                 JOIN {s}.events e ON e.org = d.org AND e.event_id = d.event_id
+                 WHERE d.org = $1 AND d.sub_id = $2 AND d.state = {FAILED}
+                 ORDER BY d.due_at DESC, d.id DESC
+                 LIMIT $3"
+            )),
+            redeliver: build(format!(
+                "UPDATE {s}.deliveries
+                 SET state = {PENDING}, attempts = 0, due_at = $3, available_at = $3
+                 WHERE org = $1 AND id = $2 AND state = {FAILED}"
+            )),
+            list_attempts: build(format!(
+                "SELECT l.delivery_id, l.event_id, l.delivered_at, l.success, l.response_code,
+                    l.response_text, e.payload
+                 FROM {s}.attempt_logs l
+                 LEFT JOIN {s}.events e ON e.org = l.org AND e.event_id = l.event_id
+                 WHERE l.org = $1 AND l.sub_id = $2 AND l.event_name = $3
+                 ORDER BY l.seq DESC
+                 LIMIT {log_cap}"
+            )),
+            // A loose index scan: walks the distinct event names of the
+            // subscription's logs, then takes the newest row of each.
+            latest_statuses: build(format!(
+                "WITH RECURSIVE names(event_name) AS (
+                    (SELECT event_name FROM {s}.attempt_logs
+                     WHERE org = $1 AND sub_id = $2 ORDER BY event_name LIMIT 1)
+                    UNION ALL
+                    SELECT (SELECT l.event_name FROM {s}.attempt_logs l
+                            WHERE l.org = $1 AND l.sub_id = $2 AND l.event_name > names.event_name
+                            ORDER BY l.event_name LIMIT 1)
+                    FROM names WHERE names.event_name IS NOT NULL
+                )
+                SELECT names.event_name, newest.delivered_at, newest.success,
+                    newest.response_code, newest.response_text
+                FROM names
+                CROSS JOIN LATERAL (
+                    SELECT delivered_at, success, response_code, response_text
+                    FROM {s}.attempt_logs l
+                    WHERE l.org = $1 AND l.sub_id = $2 AND l.event_name = names.event_name
+                    ORDER BY l.seq DESC LIMIT 1
+                ) newest
+                WHERE names.event_name IS NOT NULL"
+            )),
+            // Forgets old event ids that no delivery or log still needs.
+            prune_events: build(format!(
+                "DELETE FROM {s}.events e
+                 WHERE e.published_at <= $1
+                   AND NOT EXISTS (SELECT 1 FROM {s}.deliveries d
+                                   WHERE d.org = e.org AND d.event_id = e.event_id)
+                   AND NOT EXISTS (SELECT 1 FROM {s}.attempt_logs l
+                                   WHERE l.org = e.org AND l.event_id = e.event_id)"
+            )),
+        }
+    }
+}
