@@ -9,6 +9,9 @@ mod error;
 pub mod model;
 pub mod signature;
 pub mod storage;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 pub mod transport;
 
 pub use clock::{Clock, ManualClock, SystemClock};

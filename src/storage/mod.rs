@@ -17,7 +17,7 @@ use crate::model::{
 
 mod memory;
 
-pub use memory::{MemoryStore, MemoryStoreConfig};
+pub use memory::{MemoryStore, MemoryStoreConfig, MemoryStoreStats, DEFAULT_DEDUP_WINDOW};
 
 /// The default number of attempts kept per subscription and event.
 pub const DEFAULT_LOG_CAP: usize = 100;

@@ -1,0 +1,608 @@
+//! The store's data and every operation on it, synchronous: the async
+//! [`Storage`](crate::storage::Storage) impl only takes the lock and calls in.
+//!
+//! Secondary indexes keep each operation proportional to what it touches:
+//! fan-out walks only the enabled subscribers of one event, claims pop the
+//! earliest due keys, and deleting a subscription visits only its deliveries.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::model::{
+    AttemptLog, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, DeliveryState, EventId,
+    Lease, LeaseOutcome, NewEvent, NextStep, OrganizationId, SubscriptionChange, SubscriptionId,
+    WebhookSubscription,
+};
+
+use super::MemoryStoreStats;
+
+/// Position in the queue's ordered indexes: a time, then the delivery's
+/// creation sequence so equal times stay distinct and first-come first.
+type QueueKey = (DateTime<Utc>, u64);
+
+#[derive(Debug, Default)]
+pub(super) struct State {
+    /// Keyed by organization first, so another organization's id is simply
+    /// absent and one organization's subscriptions are a contiguous range.
+    subscriptions: BTreeMap<(OrganizationId, SubscriptionId), Entry>,
+    subscribers: Subscribers,
+    queue: Queue,
+    /// Event ids already enqueued, with the instant they are forgotten.
+    seen: HashMap<(OrganizationId, EventId), DateTime<Utc>>,
+    seen_by_expiry: BTreeSet<(DateTime<Utc>, OrganizationId, EventId)>,
+    next_seq: u64,
+    log_entries: usize,
+}
+
+/// One stored subscription.
+#[derive(Debug)]
+struct Entry {
+    /// Shared so readers clone it after the lock is released.
+    subscription: Arc<WebhookSubscription>,
+    /// Insertion order, the tie-break of `list_subscriptions`.
+    seq: u64,
+    /// Absent until the first delivery, to keep idle subscriptions small.
+    activity: Option<Box<Activity>>,
+}
+
+#[derive(Debug, Default)]
+struct Activity {
+    /// Every queued delivery (pending, leased or failed), for delete.
+    deliveries: BTreeSet<DeliveryId>,
+    /// Failed deliveries by due time.
+    failed: BTreeSet<(DateTime<Utc>, u64, DeliveryId)>,
+    /// Attempts per event name, newest first.
+    logs: BTreeMap<Arc<str>, VecDeque<AttemptLog>>,
+}
+
+impl Entry {
+    fn activity(&mut self) -> &mut Activity {
+        self.activity.get_or_insert_with(Box::default)
+    }
+}
+
+/// Which enabled subscriptions want which event, per organization.
+#[derive(Debug, Default)]
+struct Subscribers {
+    /// Interned event names. Never shrinks: names come from the host's
+    /// catalogue, so the set stays as small as the catalogue.
+    names: HashSet<Arc<str>>,
+    by_event: BTreeSet<(OrganizationId, Arc<str>, SubscriptionId)>,
+}
+
+impl Subscribers {
+    fn intern(&mut self, name: &str) -> Arc<str> {
+        if let Some(interned) = self.names.get(name) {
+            return interned.clone();
+        }
+        let interned: Arc<str> = Arc::from(name);
+        self.names.insert(interned.clone());
+        interned
+    }
+
+    fn add(&mut self, organization: OrganizationId, subscription: &WebhookSubscription) {
+        if !subscription.enabled {
+            return;
+        }
+        for event in &subscription.subscribed_events {
+            let name = self.intern(event);
+            self.by_event.insert((organization, name, subscription.id));
+        }
+    }
+
+    fn remove(&mut self, organization: OrganizationId, subscription: &WebhookSubscription) {
+        for event in &subscription.subscribed_events {
+            if let Some(name) = self.names.get(event.as_str()) {
+                self.by_event
+                    .remove(&(organization, name.clone(), subscription.id));
+            }
+        }
+    }
+
+    fn of(&self, organization: OrganizationId, event: &Arc<str>) -> Vec<SubscriptionId> {
+        let first = (organization, event.clone(), SubscriptionId(Uuid::nil()));
+        let last = (organization, event.clone(), SubscriptionId(Uuid::max()));
+        self.by_event
+            .range(first..=last)
+            .map(|(_, _, id)| *id)
+            .collect()
+    }
+}
+
+/// Every delivery that is pending, leased or failed.
+#[derive(Debug, Default)]
+struct Queue {
+    records: HashMap<DeliveryId, Record>,
+    /// Pending deliveries by due time.
+    pending: BTreeMap<QueueKey, DeliveryId>,
+    /// Leased deliveries by lease expiry.
+    leases: BTreeMap<QueueKey, DeliveryId>,
+}
+
+impl Queue {
+    /// Removes a record's key from the pending or lease index.
+    fn unqueue(&mut self, record: &Record) {
+        match record.slot {
+            Slot::Pending => {
+                self.pending.remove(&(record.due_at, record.seq));
+            }
+            Slot::Leased { expires_at, .. } => {
+                self.leases.remove(&(expires_at, record.seq));
+            }
+            Slot::Failed => {}
+        }
+    }
+
+    /// Takes the earliest delivery claimable at `now` out of its index:
+    /// pending and due, or leased with an expired lease.
+    fn pop_due(&mut self, now: DateTime<Utc>) -> Option<DeliveryId> {
+        let pending = self.pending.first_key_value().map(|(key, _)| *key);
+        let expired = self.leases.first_key_value().map(|(key, _)| *key);
+        let index = match (pending, expired) {
+            (Some(p), Some(l)) if l < p => &mut self.leases,
+            (Some(_), _) => &mut self.pending,
+            (None, Some(_)) => &mut self.leases,
+            (None, None) => return None,
+        };
+        match index.first_entry() {
+            Some(first) if first.key().0 <= now => Some(first.remove()),
+            _ => None,
+        }
+    }
+}
+
+/// One event's delivery to one subscription.
+#[derive(Debug)]
+struct Record {
+    organization_id: OrganizationId,
+    subscription_id: SubscriptionId,
+    event: Arc<EventData>,
+    seq: u64,
+    attempts: u32,
+    due_at: DateTime<Utc>,
+    slot: Slot,
+}
+
+/// What every delivery of one event shares.
+#[derive(Debug)]
+struct EventData {
+    event_id: EventId,
+    name: Arc<str>,
+    payload: Bytes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Pending,
+    Leased {
+        token: Uuid,
+        expires_at: DateTime<Utc>,
+    },
+    Failed,
+}
+
+impl Record {
+    fn to_delivery(&self, id: DeliveryId) -> Delivery {
+        Delivery {
+            id,
+            organization_id: self.organization_id,
+            subscription_id: self.subscription_id,
+            event_id: self.event.event_id,
+            event_name: self.event.name.to_string(),
+            payload: self.event.payload.clone(),
+            attempts: self.attempts,
+            due_at: self.due_at,
+            state: match self.slot {
+                Slot::Pending => DeliveryState::Pending,
+                Slot::Leased { .. } => DeliveryState::Leased,
+                Slot::Failed => DeliveryState::Failed,
+            },
+        }
+    }
+
+    fn holds(&self, lease: &Lease) -> bool {
+        matches!(self.slot, Slot::Leased { token, .. } if token == lease.token)
+    }
+}
+
+/// A claim made under the lock; the subscription is cloned after it is released.
+pub(super) struct Claimed {
+    delivery: Delivery,
+    subscription: Arc<WebhookSubscription>,
+    lease: Lease,
+}
+
+impl Claimed {
+    pub(super) fn into_claim(self) -> ClaimedDelivery {
+        ClaimedDelivery {
+            delivery: self.delivery,
+            subscription: WebhookSubscription::clone(&self.subscription),
+            lease: self.lease,
+        }
+    }
+}
+
+fn later(at: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
+    at.checked_add_signed(by)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+impl State {
+    fn next_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    pub(super) fn stats(&self) -> MemoryStoreStats {
+        let pending = self.queue.pending.len();
+        let leased = self.queue.leases.len();
+        MemoryStoreStats {
+            subscriptions: self.subscriptions.len(),
+            pending_deliveries: pending,
+            leased_deliveries: leased,
+            failed_deliveries: self.queue.records.len() - pending - leased,
+            event_ids: self.seen.len(),
+            log_entries: self.log_entries,
+        }
+    }
+
+    pub(super) fn insert(
+        &mut self,
+        organization: OrganizationId,
+        subscription: &WebhookSubscription,
+    ) -> Result<()> {
+        let key = (organization, subscription.id);
+        if self.subscriptions.contains_key(&key) {
+            return Err(Error::internal("subscription id already exists"));
+        }
+        let seq = self.next_seq();
+        self.subscribers.add(organization, subscription);
+        self.subscriptions.insert(
+            key,
+            Entry {
+                subscription: Arc::new(subscription.clone()),
+                seq,
+                activity: None,
+            },
+        );
+        Ok(())
+    }
+
+    pub(super) fn get(
+        &self,
+        organization: OrganizationId,
+        id: SubscriptionId,
+    ) -> Option<Arc<WebhookSubscription>> {
+        self.subscriptions
+            .get(&(organization, id))
+            .map(|entry| entry.subscription.clone())
+    }
+
+    pub(super) fn list(&self, organization: OrganizationId) -> Vec<Arc<WebhookSubscription>> {
+        let first = (organization, SubscriptionId(Uuid::nil()));
+        let last = (organization, SubscriptionId(Uuid::max()));
+        let mut found: Vec<(DateTime<Utc>, u64, Arc<WebhookSubscription>)> = self
+            .subscriptions
+            .range(first..=last)
+            .map(|(_, entry)| {
+                let sub = &entry.subscription;
+                (sub.created_at, entry.seq, sub.clone())
+            })
+            .collect();
+        found.sort_unstable_by_key(|(created_at, seq, _)| (*created_at, *seq));
+        found.into_iter().map(|(_, _, sub)| sub).collect()
+    }
+
+    pub(super) fn update(
+        &mut self,
+        organization: OrganizationId,
+        id: SubscriptionId,
+        change: &SubscriptionChange,
+    ) -> Option<Arc<WebhookSubscription>> {
+        let entry = self.subscriptions.get_mut(&(organization, id))?;
+        let mut updated = WebhookSubscription::clone(&entry.subscription);
+        updated.apply(change);
+        let old = &entry.subscription;
+        if old.enabled != updated.enabled || old.subscribed_events != updated.subscribed_events {
+            self.subscribers.remove(organization, old);
+            self.subscribers.add(organization, &updated);
+        }
+        entry.subscription = Arc::new(updated);
+        Some(entry.subscription.clone())
+    }
+
+    pub(super) fn delete(&mut self, organization: OrganizationId, id: SubscriptionId) -> bool {
+        let Some(entry) = self.subscriptions.remove(&(organization, id)) else {
+            return false;
+        };
+        self.subscribers.remove(organization, &entry.subscription);
+        if let Some(activity) = entry.activity {
+            for delivery in &activity.deliveries {
+                if let Some(record) = self.queue.records.remove(delivery) {
+                    self.queue.unqueue(&record);
+                }
+            }
+            let logged: usize = activity.logs.values().map(VecDeque::len).sum();
+            self.log_entries -= logged;
+        }
+        true
+    }
+
+    pub(super) fn enqueue(&mut self, event: &NewEvent, dedup_window: Duration) -> usize {
+        let now = event.published_at;
+        self.forget_seen_until(now);
+        let key = (event.organization_id, event.event_id);
+        if self.seen.contains_key(&key) {
+            return 0;
+        }
+        let forget_at = later(now, dedup_window);
+        self.seen.insert(key, forget_at);
+        self.seen_by_expiry
+            .insert((forget_at, event.organization_id, event.event_id));
+
+        let name = self.subscribers.intern(&event.event_name);
+        let targets = self.subscribers.of(event.organization_id, &name);
+        let data = Arc::new(EventData {
+            event_id: event.event_id,
+            name,
+            payload: event.payload.clone(),
+        });
+        let mut enqueued = 0;
+        for subscription in targets {
+            let Some(entry) = self
+                .subscriptions
+                .get_mut(&(event.organization_id, subscription))
+            else {
+                continue;
+            };
+            self.next_seq += 1;
+            let seq = self.next_seq;
+            let id = DeliveryId::new_v4();
+            entry.activity().deliveries.insert(id);
+            self.queue.pending.insert((now, seq), id);
+            self.queue.records.insert(
+                id,
+                Record {
+                    organization_id: event.organization_id,
+                    subscription_id: subscription,
+                    event: data.clone(),
+                    seq,
+                    attempts: 0,
+                    due_at: now,
+                    slot: Slot::Pending,
+                },
+            );
+            enqueued += 1;
+        }
+        enqueued
+    }
+
+    fn forget_seen_until(&mut self, now: DateTime<Utc>) {
+        while let Some(&(forget_at, organization, event)) = self.seen_by_expiry.first() {
+            if forget_at > now {
+                break;
+            }
+            self.seen_by_expiry.pop_first();
+            self.seen.remove(&(organization, event));
+        }
+    }
+
+    pub(super) fn claim(
+        &mut self,
+        now: DateTime<Utc>,
+        lease_for: Duration,
+        limit: usize,
+    ) -> Vec<Claimed> {
+        let expires_at = later(now, lease_for);
+        let mut claimed = Vec::new();
+        while claimed.len() < limit {
+            let Some(id) = self.queue.pop_due(now) else {
+                break;
+            };
+            let Some(record) = self.queue.records.get_mut(&id) else {
+                continue;
+            };
+            let key = (record.organization_id, record.subscription_id);
+            // Present: deleting a subscription removes its records.
+            let Some(entry) = self.subscriptions.get(&key) else {
+                continue;
+            };
+            let lease = Lease {
+                delivery_id: id,
+                token: Uuid::new_v4(),
+                expires_at,
+            };
+            record.slot = Slot::Leased {
+                token: lease.token,
+                expires_at,
+            };
+            claimed.push(Claimed {
+                delivery: record.to_delivery(id),
+                subscription: entry.subscription.clone(),
+                lease,
+            });
+        }
+        // Indexed only now, so a lease that is already over (`lease_for <= 0`)
+        // cannot hand the same delivery out twice in one batch.
+        for claim in &claimed {
+            if let Some(record) = self.queue.records.get(&claim.lease.delivery_id) {
+                self.queue
+                    .leases
+                    .insert((expires_at, record.seq), claim.lease.delivery_id);
+            }
+        }
+        claimed
+    }
+
+    pub(super) fn record_attempt(
+        &mut self,
+        claim: &ClaimedDelivery,
+        detail: &DeliveryDetail,
+        next: NextStep,
+        log_cap: usize,
+    ) -> LeaseOutcome {
+        let delivery = &claim.delivery;
+        let key = (delivery.organization_id, delivery.subscription_id);
+        let Some(entry) = self.subscriptions.get_mut(&key) else {
+            return LeaseOutcome::LeaseLost;
+        };
+        let name = self.subscribers.intern(&delivery.event_name);
+        let log = entry.activity().logs.entry(name).or_default();
+        log.push_front(AttemptLog {
+            delivery_id: delivery.id,
+            event_id: delivery.event_id,
+            detail: detail.clone(),
+            payload: delivery.payload.clone(),
+        });
+        self.log_entries += 1;
+        if log.len() > log_cap {
+            let dropped = log.len() - log_cap;
+            log.truncate(log_cap);
+            self.log_entries -= dropped;
+        }
+
+        let held = self
+            .queue
+            .records
+            .get(&delivery.id)
+            .is_some_and(|record| record.holds(&claim.lease));
+        if !held {
+            return LeaseOutcome::LeaseLost;
+        }
+        let Some(mut record) = self.queue.records.remove(&delivery.id) else {
+            return LeaseOutcome::LeaseLost;
+        };
+        self.queue.unqueue(&record);
+        record.attempts = record.attempts.saturating_add(1);
+        let activity = entry.activity();
+        match next {
+            NextStep::Complete => {
+                activity.deliveries.remove(&delivery.id);
+                return LeaseOutcome::Applied;
+            }
+            NextStep::Retry { at } => {
+                record.due_at = at;
+                record.slot = Slot::Pending;
+                self.queue.pending.insert((at, record.seq), delivery.id);
+            }
+            NextStep::Fail | NextStep::FailAndDisable => {
+                record.slot = Slot::Failed;
+                activity
+                    .failed
+                    .insert((record.due_at, record.seq, delivery.id));
+                if next == NextStep::FailAndDisable && entry.subscription.enabled {
+                    self.subscribers
+                        .remove(delivery.organization_id, &entry.subscription);
+                    Arc::make_mut(&mut entry.subscription).enabled = false;
+                }
+            }
+        }
+        self.queue.records.insert(delivery.id, record);
+        LeaseOutcome::Applied
+    }
+
+    pub(super) fn release(&mut self, claim: &ClaimedDelivery) -> LeaseOutcome {
+        let id = claim.delivery.id;
+        let Some(record) = self.queue.records.get_mut(&id) else {
+            return LeaseOutcome::LeaseLost;
+        };
+        if !record.holds(&claim.lease) {
+            return LeaseOutcome::LeaseLost;
+        }
+        if let Slot::Leased { expires_at, .. } = record.slot {
+            self.queue.leases.remove(&(expires_at, record.seq));
+        }
+        // `due_at` is no later than the claim, so it is claimable again at once.
+        record.slot = Slot::Pending;
+        self.queue.pending.insert((record.due_at, record.seq), id);
+        LeaseOutcome::Applied
+    }
+
+    pub(super) fn failed(
+        &self,
+        organization: OrganizationId,
+        subscription: SubscriptionId,
+        limit: usize,
+    ) -> Vec<Delivery> {
+        let Some(activity) = self.activity(organization, subscription) else {
+            return Vec::new();
+        };
+        activity
+            .failed
+            .iter()
+            .rev()
+            .filter_map(|&(_, _, id)| self.queue.records.get(&id).map(|r| r.to_delivery(id)))
+            .take(limit)
+            .collect()
+    }
+
+    pub(super) fn redeliver(
+        &mut self,
+        organization: OrganizationId,
+        id: DeliveryId,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let Some(record) = self.queue.records.get_mut(&id) else {
+            return false;
+        };
+        if record.organization_id != organization || record.slot != Slot::Failed {
+            return false;
+        }
+        let key = (organization, record.subscription_id);
+        if let Some(activity) = self
+            .subscriptions
+            .get_mut(&key)
+            .and_then(|entry| entry.activity.as_deref_mut())
+        {
+            activity.failed.remove(&(record.due_at, record.seq, id));
+        }
+        record.attempts = 0;
+        record.due_at = now;
+        record.slot = Slot::Pending;
+        self.queue.pending.insert((now, record.seq), id);
+        true
+    }
+
+    pub(super) fn attempts(
+        &self,
+        organization: OrganizationId,
+        subscription: SubscriptionId,
+        event: &str,
+    ) -> Vec<AttemptLog> {
+        self.activity(organization, subscription)
+            .and_then(|activity| activity.logs.get(event))
+            .map(|log| log.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub(super) fn latest(
+        &self,
+        organization: OrganizationId,
+        subscription: SubscriptionId,
+    ) -> Vec<(String, DeliveryDetail)> {
+        let Some(activity) = self.activity(organization, subscription) else {
+            return Vec::new();
+        };
+        activity
+            .logs
+            .iter()
+            .filter_map(|(event, log)| log.front().map(|a| (event.to_string(), a.detail.clone())))
+            .collect()
+    }
+
+    fn activity(
+        &self,
+        organization: OrganizationId,
+        subscription: SubscriptionId,
+    ) -> Option<&Activity> {
+        self.subscriptions
+            .get(&(organization, subscription))?
+            .activity
+            .as_deref()
+    }
+}
