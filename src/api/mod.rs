@@ -189,7 +189,7 @@ fn base_segments(path: &str) -> Result<Vec<String>> {
 enum Failure {
     NoRoute,
     MethodNotAllowed { allow: String },
-    BodyTooLarge { size: usize },
+    BodyTooLarge,
     Error(Error),
 }
 
@@ -350,14 +350,20 @@ impl ApiHandler {
     /// malformed bodies with a message that says what is wrong and where.
     fn parse_body<T: DeserializeOwned>(&self, body: &[u8]) -> std::result::Result<T, Failure> {
         if body.len() > self.max_body_bytes {
-            return Err(Failure::BodyTooLarge { size: body.len() });
+            return Err(Failure::BodyTooLarge);
         }
         let text = std::str::from_utf8(body)
             .map_err(|e| Error::InvalidBody(format!("body is not valid UTF-8 ({e})")))?;
-        if text.trim().is_empty() {
+        let trimmed = text.trim_start();
+        if trimmed.is_empty() {
             return Err(
                 Error::InvalidBody("body is empty; expected a JSON object".to_owned()).into(),
             );
+        }
+        // Derived deserializers also take a struct as a positional array;
+        // only the object form is part of the API.
+        if !trimmed.starts_with('{') {
+            return Err(Error::InvalidBody("expected a JSON object".to_owned()).into());
         }
         serde_json::from_str(text).map_err(|e| Error::InvalidBody(e.to_string()).into())
     }
@@ -381,10 +387,11 @@ impl ApiHandler {
                 }
                 return response;
             }
-            Failure::BodyTooLarge { size } => (
+            // No size in the message: a server may stop reading past the limit.
+            Failure::BodyTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 Error::InvalidBody(format!(
-                    "body of {size} bytes is larger than the limit of {} bytes",
+                    "body is larger than the limit of {} bytes",
                     self.max_body_bytes
                 ))
                 .body()
