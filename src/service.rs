@@ -5,12 +5,14 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock};
+use crate::delivery::{self, PublishLimits, PublishReceipt};
 use crate::error::{Error, Result};
 use crate::model::{
     time, CreateWebhookSubscription, DeliveryStatus, EventCatalogue, EventDeliveryStatus,
     EventLogEntry, PatchWebhookSubscription, SecretKey, SubscriptionId, WebhookSubscription,
 };
-use crate::storage::Storage;
+use crate::model::{Event, Organization};
+use crate::storage::{MemoryStore, Storage};
 use crate::validate::Validator;
 use crate::RequestContext;
 
@@ -23,6 +25,14 @@ pub struct WebhookService {
     storage: Arc<dyn Storage>,
     clock: Arc<dyn Clock>,
     validator: Arc<Validator>,
+    limits: PublishLimits,
+}
+
+impl Default for WebhookService {
+    /// An in-memory service with the system clock and the conversation catalogue.
+    fn default() -> Self {
+        Self::builder(Arc::new(MemoryStore::new())).build()
+    }
 }
 
 impl fmt::Debug for WebhookService {
@@ -41,9 +51,16 @@ pub struct WebhookServiceBuilder {
     storage: Arc<dyn Storage>,
     clock: Arc<dyn Clock>,
     validator: Validator,
+    limits: PublishLimits,
 }
 
 impl WebhookServiceBuilder {
+    /// Caps published envelopes (default 256 KiB).
+    pub fn publish_limits(mut self, limits: PublishLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Reads time from `clock` instead of the system clock.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
@@ -62,6 +79,7 @@ impl WebhookServiceBuilder {
             storage: self.storage,
             clock: self.clock,
             validator: Arc::new(self.validator),
+            limits: self.limits,
         }
     }
 }
@@ -73,6 +91,7 @@ impl WebhookService {
             storage,
             clock: Arc::new(SystemClock),
             validator: Validator::default(),
+            limits: PublishLimits::default(),
         }
     }
 
@@ -219,6 +238,28 @@ impl WebhookService {
             .list_attempts(ctx.organization_id, id, event)
             .await?;
         Ok(attempts.iter().map(|a| a.to_entry()).collect())
+    }
+}
+
+impl WebhookService {
+    /// Publishes a domain event of `organization`: builds and serializes the
+    /// envelope once and enqueues one delivery per enabled subscription of the
+    /// organization subscribed to it (nothing when its `event_id` was already
+    /// published). See [`delivery::publish`].
+    pub async fn publish(
+        &self,
+        organization: &Organization,
+        event: Event,
+    ) -> Result<PublishReceipt> {
+        delivery::publish(
+            &*self.storage,
+            &*self.clock,
+            self.validator.catalogue(),
+            &self.limits,
+            organization,
+            event,
+        )
+        .await
     }
 }
 

@@ -259,6 +259,8 @@ fn check_name(name: &str, errors: &mut ValidationErrors) -> String {
     let chars = trimmed.chars().count();
     if chars == 0 {
         errors.push("name", "must not be empty");
+    } else if trimmed.chars().any(char::is_control) {
+        errors.push("name", "must not contain control characters");
     } else if chars > MAX_NAME_CHARS {
         errors.push(
             "name",

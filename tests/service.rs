@@ -40,11 +40,16 @@ async fn create_assigns_id_secret_and_stamps() {
     let (service, clock) = service();
     clock.advance(Duration::milliseconds(750));
     let ctx = ctx();
-    let sub = service.create(&ctx, &create_request()).await.expect("created");
+    let sub = service
+        .create(&ctx, &create_request())
+        .await
+        .expect("created");
     assert_eq!(sub.id.as_uuid().get_version_num(), 4);
     let hex = sub.secret_key.to_hex();
     assert_eq!(hex.len(), 64);
-    assert!(hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+    assert!(hex
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
     assert_eq!(sub.created_at, start(), "second precision");
     assert_eq!(sub.updated_at, start());
     assert_eq!(sub.created_by, ctx.user_id);
@@ -73,7 +78,10 @@ async fn secrets_differ_between_subscriptions() {
 async fn get_returns_what_create_returned() {
     let (service, _) = service();
     let ctx = ctx();
-    let sub = service.create(&ctx, &create_request()).await.expect("created");
+    let sub = service
+        .create(&ctx, &create_request())
+        .await
+        .expect("created");
     assert_eq!(service.get(&ctx, sub.id).await.expect("found"), sub);
 }
 
@@ -81,7 +89,10 @@ async fn get_returns_what_create_returned() {
 async fn patch_keeps_absent_fields() {
     let (service, clock) = service();
     let ctx = ctx();
-    let sub = service.create(&ctx, &create_request()).await.expect("created");
+    let sub = service
+        .create(&ctx, &create_request())
+        .await
+        .expect("created");
     clock.advance(Duration::hours(30));
     let patched = service
         .patch(&ctx, sub.id, &patch(r#"{"name": "Renamed"}"#))
@@ -100,10 +111,16 @@ async fn patch_keeps_absent_fields() {
 async fn patch_fixture_replaces_events_and_authorization() {
     let (service, _) = service();
     let ctx = ctx();
-    let sub = service.create(&ctx, &create_request()).await.expect("created");
+    let sub = service
+        .create(&ctx, &create_request())
+        .await
+        .expect("created");
     let request: PatchWebhookSubscription =
         serde_json::from_str(include_str!("fixtures/patch_request.json")).expect("fixture");
-    let patched = service.patch(&ctx, sub.id, &request).await.expect("patched");
+    let patched = service
+        .patch(&ctx, sub.id, &request)
+        .await
+        .expect("patched");
     let expected: serde_json::Value =
         serde_json::from_str(include_str!("fixtures/patch_response.json")).expect("fixture");
     let expected = &expected["data"];
@@ -135,9 +152,16 @@ async fn patch_replaces_custom_headers_and_keeps_authorization() {
 async fn no_auth_patch_removes_authorization() {
     let (service, _) = service();
     let ctx = ctx();
-    let sub = service.create(&ctx, &create_request()).await.expect("created");
+    let sub = service
+        .create(&ctx, &create_request())
+        .await
+        .expect("created");
     let patched = service
-        .patch(&ctx, sub.id, &patch(r#"{"authorization": {"_type": "NoAuth"}}"#))
+        .patch(
+            &ctx,
+            sub.id,
+            &patch(r#"{"authorization": {"_type": "NoAuth"}}"#),
+        )
         .await
         .expect("patched");
     assert!(!patched.headers.contains_key("Authorization"));
@@ -168,7 +192,10 @@ async fn patch_moves_updated_stamps_and_keeps_the_secret() {
 async fn patch_refuses_null_and_invalid_values() {
     let (service, _) = service();
     let ctx = ctx();
-    let sub = service.create(&ctx, &create_request()).await.expect("created");
+    let sub = service
+        .create(&ctx, &create_request())
+        .await
+        .expect("created");
     let err = service
         .patch(&ctx, sub.id, &patch(r#"{"url": null}"#))
         .await
@@ -179,14 +206,21 @@ async fn patch_refuses_null_and_invalid_values() {
         .await
         .expect_err("unknown event");
     assert!(matches!(err, Error::Validation { .. }), "{err:?}");
-    assert_eq!(service.get(&ctx, sub.id).await.expect("found"), sub, "unchanged");
+    assert_eq!(
+        service.get(&ctx, sub.id).await.expect("found"),
+        sub,
+        "unchanged"
+    );
 }
 
 #[tokio::test]
 async fn other_organization_sees_nothing() {
     let (service, _) = service();
     let owner = ctx();
-    let sub = service.create(&owner, &create_request()).await.expect("created");
+    let sub = service
+        .create(&owner, &create_request())
+        .await
+        .expect("created");
     let stranger = ctx();
     let not_found = |r: Result<(), Error>| matches!(r, Err(Error::NotFound(_)));
     assert!(not_found(service.get(&stranger, sub.id).await.map(drop)));
@@ -223,7 +257,10 @@ async fn list_is_oldest_first_and_per_organization() {
             clock.advance(Duration::seconds(1));
         }
     }
-    service.create(&self::ctx(), &create_request()).await.expect("other org");
+    service
+        .create(&self::ctx(), &create_request())
+        .await
+        .expect("other org");
     let listed: Vec<SubscriptionId> = service
         .list(&ctx)
         .await
@@ -238,18 +275,33 @@ async fn list_is_oldest_first_and_per_organization() {
 async fn delete_removes_the_subscription() {
     let (service, _) = service();
     let ctx = ctx();
-    let sub = service.create(&ctx, &create_request()).await.expect("created");
+    let sub = service
+        .create(&ctx, &create_request())
+        .await
+        .expect("created");
     service.delete(&ctx, sub.id).await.expect("deleted");
-    assert!(matches!(service.get(&ctx, sub.id).await, Err(Error::NotFound(_))));
-    assert!(matches!(service.delete(&ctx, sub.id).await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        service.get(&ctx, sub.id).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        service.delete(&ctx, sub.id).await,
+        Err(Error::NotFound(_))
+    ));
 }
 
 #[tokio::test]
 async fn fresh_subscription_has_no_recent_delivery_per_subscribed_event() {
     let (service, _) = service();
     let ctx = ctx();
-    let sub = service.create(&ctx, &create_request()).await.expect("created");
-    let statuses = service.delivery_statuses(&ctx, sub.id).await.expect("statuses");
+    let sub = service
+        .create(&ctx, &create_request())
+        .await
+        .expect("created");
+    let statuses = service
+        .delivery_statuses(&ctx, sub.id)
+        .await
+        .expect("statuses");
     let events: Vec<&str> = statuses.iter().map(|s| s.event.as_str()).collect();
     assert_eq!(events, ["ConversationCreated", "ConversationClosed"]);
     assert!(statuses
@@ -266,7 +318,10 @@ async fn fresh_subscription_has_no_recent_delivery_per_subscribed_event() {
 async fn logs_of_an_unknown_event_are_a_bad_path_parameter() {
     let (service, _) = service();
     let ctx = ctx();
-    let sub = service.create(&ctx, &create_request()).await.expect("created");
+    let sub = service
+        .create(&ctx, &create_request())
+        .await
+        .expect("created");
     let err = service
         .event_logs(&ctx, sub.id, "NotAnEvent")
         .await
@@ -324,10 +379,12 @@ async fn concurrent_create_patch_delete_keeps_invariants() {
                 request.name = format!("t{t}-{i}");
                 let sub = service.create(&org, &request).await.expect("create");
                 let renamed = format!("t{t}-{i}-renamed");
-                let body = format!(
-                    r#"{{"name": "{renamed}", "customHeaders": {{"X-Task": "{t}"}}}}"#
-                );
-                service.patch(&org, sub.id, &patch(&body)).await.expect("patch");
+                let body =
+                    format!(r#"{{"name": "{renamed}", "customHeaders": {{"X-Task": "{t}"}}}}"#);
+                service
+                    .patch(&org, sub.id, &patch(&body))
+                    .await
+                    .expect("patch");
                 service
                     .patch(&org, sub.id, &patch(r#"{"enabled": false}"#))
                     .await

@@ -469,3 +469,14 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn name_with_control_characters_is_refused() {
+    for bad in ["a\0b", "line\nbreak", "esc\u{1b}"] {
+        assert_refused(
+            &with(|r| r.name = bad.to_owned()),
+            "name",
+            "control characters",
+        );
+    }
+}

@@ -394,12 +394,19 @@ impl Worker {
         let mut report = RunReport::default();
         // Set while the queue had nothing more due: no claims until then.
         let mut idle_until: Option<Instant> = None;
+        // Wait for a quarter of a batch of free slots before claiming again.
+        let claim_threshold = (inner.concurrency.min(inner.batch_size) / 4).max(1);
         loop {
             if idle_until.is_some_and(|at| Instant::now() >= at) {
                 idle_until = None;
             }
+            // Count every finished task, not just one per turn, so claims
+            // come in batches instead of one delivery per round trip.
+            while let Some(handled) = tasks.try_join_next() {
+                report.count(handled);
+            }
             let free = inner.concurrency.saturating_sub(tasks.len());
-            if idle_until.is_none() && free > 0 {
+            if idle_until.is_none() && free >= claim_threshold {
                 let limit = free.min(inner.batch_size);
                 let claimed = inner
                     .storage
@@ -423,7 +430,7 @@ impl Worker {
                     idle_until = Some(Instant::now() + inner.poll_interval);
                 }
             }
-            let full = tasks.len() >= inner.concurrency;
+            let full = inner.concurrency.saturating_sub(tasks.len()) < claim_threshold;
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
