@@ -1,4 +1,4 @@
-//! Embeddable webhook subscriptions.
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -229,11 +229,7 @@ impl Default for Validator {
     fn default() -> Self {
         Self::new(
             EventCatalogue::conversation(),
-            [
-                "x-webhook-signature",
-                "x-webhook-subscription-id",
-                "x-webhook-event-id",
-            ],
+            crate::signature::SignatureScheme::default().reserved_header_names(),
         )
     }
 }
