@@ -27,8 +27,11 @@ if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VER
         "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
+# The example runs its delivery worker with the HTTP transport.
+FEATURES=rustls-aws-lc-rs
+
 echo "== building the example server"
-cargo build --quiet --example server
+cargo build --quiet --features "$FEATURES" --example server
 
 SERVER_PID=
 stop_server() {
@@ -40,7 +43,7 @@ stop_server() {
 trap stop_server EXIT
 
 # `cargo run` execs the server, so $! is the server itself.
-cargo run --quiet --example server -- --addr 127.0.0.1:0 \
+cargo run --quiet --features "$FEATURES" --example server -- --addr 127.0.0.1:0 \
     >"$WORK/server.out" 2>"$WORK/server.err" &
 SERVER_PID=$!
 
