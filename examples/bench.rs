@@ -114,10 +114,17 @@ fn main() -> Result<()> {
 
     let receiver = rt.block_on(Receiver::start())?;
     for _ in 0..settings.repeats {
+        let cpu = cpu_seconds();
         let ours = rt.block_on(drain_memory(&receiver, settings.deliveries))?;
+        let ours_cpu = cpu_seconds() - cpu;
+        let cpu = cpu_seconds();
         let raw = rt.block_on(raw_http(&receiver, settings.deliveries))?;
+        let raw_cpu = cpu_seconds() - cpu;
+        let per_request = |seconds: f64| seconds * 1e6 / settings.deliveries as f64;
         println!("deliveries_per_s: {ours:.0}");
+        println!("delivery_cpu_us_per_delivery: {:.1}", per_request(ours_cpu));
         println!("raw_http_per_s: {raw:.0}");
+        println!("raw_http_cpu_us_per_request: {:.1}", per_request(raw_cpu));
         println!("delivery_vs_raw_http_ratio: {:.3}", ours / raw);
     }
 
@@ -135,6 +142,23 @@ fn main() -> Result<()> {
         Err(_) => println!("postgres_deliveries_per_s: skipped (DATABASE_URL unset)"),
     }
     Ok(())
+}
+
+/// User + system CPU seconds of this process so far (Linux `/proc`; 0 elsewhere),
+/// receiver included, at the kernel's 10 ms tick.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
