@@ -1,0 +1,462 @@
+//! Headline figures: signing overhead, fan-out scaling, end-to-end delivery
+//! rate against a bare HTTP client, PostgreSQL delivery rate, and memory per
+//! subscription. Prints one `name: value` line per figure.
+//!
+//! `cargo run --release --all-features --example bench -- --quick`
+//! (set `DATABASE_URL` to a loopback PostgreSQL for the PostgreSQL figure).
+//! Everything talks to 127.0.0.1 only.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, KeyInit, Mac};
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use sha2::Sha256;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use webhook_subscriptions::delivery::Worker;
+use webhook_subscriptions::model::{
+    Event, Organization, OrganizationId, SecretKey, SubscriptionId, UserId, WebhookSubscription,
+};
+use webhook_subscriptions::signature::{hex, sign_timestamped};
+use webhook_subscriptions::storage::{MemoryStore, PostgresStore, PostgresStoreConfig, Storage};
+use webhook_subscriptions::transport::{AddressPolicy, HttpTransport};
+use webhook_subscriptions::WebhookService;
+
+/// Counts live heap bytes so the memory figure needs no external tool.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const KEY: [u8; 32] = [0x5a; 32];
+const T_MS: i64 = 1_748_264_463_123;
+const EVENT: &str = "ConversationNoteAdded";
+const OTHER: &str = "ConversationClosed";
+const CONCURRENCY: usize = 32;
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+struct Settings {
+    rounds: usize,
+    fanout_events: usize,
+    deliveries: usize,
+    postgres_deliveries: usize,
+    repeats: usize,
+}
+
+fn main() -> Result<()> {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let settings = if quick {
+        Settings {
+            rounds: 31,
+            fanout_events: 200,
+            deliveries: 20_000,
+            postgres_deliveries: 10_000,
+            repeats: 1,
+        }
+    } else {
+        Settings {
+            rounds: 101,
+            fanout_events: 1_000,
+            deliveries: 50_000,
+            postgres_deliveries: 30_000,
+            repeats: 3,
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+
+    let (ours, raw) = signing(settings.rounds);
+    println!("sign_ns_per_1k: {ours:.0}");
+    println!("raw_hmac_hex_ns_per_1k: {raw:.0}");
+    println!("sign_overhead_ratio: {:.3}", ours / raw);
+
+    let (small, large) = rt.block_on(fanout(settings.rounds, settings.fanout_events))?;
+    println!("publish_us_100_subscriptions: {:.1}", small * 1e6);
+    println!("publish_us_10000_subscriptions: {:.1}", large * 1e6);
+    println!("fanout_scaling_ratio: {:.3}", large / small);
+
+    println!(
+        "memory_bytes_per_subscription: {:.0}",
+        rt.block_on(memory_per_subscription(100_000))?
+    );
+
+    let receiver = rt.block_on(Receiver::start())?;
+    for _ in 0..settings.repeats {
+        let cpu = cpu_seconds();
+        let ours = rt.block_on(drain_memory(&receiver, settings.deliveries))?;
+        let ours_cpu = cpu_seconds() - cpu;
+        let cpu = cpu_seconds();
+        let raw = rt.block_on(raw_http(&receiver, settings.deliveries))?;
+        let raw_cpu = cpu_seconds() - cpu;
+        let per_request = |seconds: f64| seconds * 1e6 / settings.deliveries as f64;
+        println!("deliveries_per_s: {ours:.0}");
+        println!("delivery_cpu_us_per_delivery: {:.1}", per_request(ours_cpu));
+        println!("raw_http_per_s: {raw:.0}");
+        println!("raw_http_cpu_us_per_request: {:.1}", per_request(raw_cpu));
+        println!("delivery_vs_raw_http_ratio: {:.3}", ours / raw);
+    }
+
+    match std::env::var("DATABASE_URL") {
+        Ok(url) => {
+            for _ in 0..settings.repeats {
+                let rate = rt.block_on(drain_postgres(
+                    &receiver,
+                    &url,
+                    settings.postgres_deliveries,
+                ))?;
+                println!("postgres_deliveries_per_s: {rate:.0}");
+            }
+        }
+        Err(_) => println!("postgres_deliveries_per_s: skipped (DATABASE_URL unset)"),
+    }
+    Ok(())
+}
+
+/// User + system CPU seconds of this process so far (Linux `/proc`; 0 elsewhere),
+/// receiver included, at the kernel's 10 ms tick.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// What `sign_timestamped` computes with nothing around it: the baseline.
+fn raw_hmac_hex(key: &[u8], t: &[u8], body: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("any key length");
+    mac.update(t);
+    mac.update(b".");
+    mac.update(body);
+    hex::encode(&mac.finalize().into_bytes())
+}
+
+/// Median ns per signature of a 1 KiB body, ours and raw, in alternating rounds.
+fn signing(rounds: usize) -> (f64, f64) {
+    const PER_ROUND: u32 = 20_000;
+    let body = vec![b'x'; 1024];
+    let t = T_MS.to_string();
+    let time = |f: &dyn Fn()| {
+        let start = Instant::now();
+        for _ in 0..PER_ROUND {
+            f();
+        }
+        start.elapsed().as_nanos() as f64 / f64::from(PER_ROUND)
+    };
+    let sign_ours = || {
+        black_box(sign_timestamped(
+            black_box(&KEY),
+            black_box(T_MS),
+            black_box(&body),
+        ));
+    };
+    let sign_raw = || {
+        black_box(raw_hmac_hex(
+            black_box(&KEY),
+            black_box(t.as_bytes()),
+            black_box(&body),
+        ));
+    };
+    let (mut ours, mut raw) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        // Swap the order every round so neither side always runs warm.
+        if round % 2 == 0 {
+            ours.push(time(&sign_ours));
+            raw.push(time(&sign_raw));
+        } else {
+            raw.push(time(&sign_raw));
+            ours.push(time(&sign_ours));
+        }
+    }
+    (median(ours), median(raw))
+}
+
+fn at() -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(T_MS).unwrap_or(DateTime::UNIX_EPOCH)
+}
+
+/// A subscription with realistic field sizes and a bearer token.
+fn subscription(url: &str, events: &[&str]) -> WebhookSubscription {
+    let user = UserId::new_v4();
+    let mut headers = BTreeMap::new();
+    headers.insert(
+        "Authorization".to_owned(),
+        "Bearer 0123456789abcdef0123".to_owned(),
+    );
+    WebhookSubscription {
+        id: SubscriptionId::new_v4(),
+        name: "orders webhook (prod)".to_owned(),
+        url: url.to_owned(),
+        subscribed_events: events.iter().map(|e| (*e).to_owned()).collect(),
+        headers,
+        secret_key: SecretKey::from_bytes(KEY),
+        enabled: true,
+        created_at: at(),
+        created_by: user,
+        updated_at: at(),
+        updated_by: user,
+        filters: None,
+    }
+}
+
+/// An organization with `total` subscriptions of which `matching` want [`EVENT`].
+async fn organization(store: &dyn Storage, total: usize, matching: usize) -> Result<Organization> {
+    let org = Organization::new(OrganizationId::new_v4(), "Bench Org");
+    for i in 0..total {
+        let events: &[&str] = if i < matching {
+            &[EVENT, OTHER]
+        } else {
+            &[OTHER]
+        };
+        store
+            .insert_subscription(
+                org.id,
+                &subscription("https://hooks.example.com/webhooks/orders", events),
+            )
+            .await?;
+    }
+    Ok(org)
+}
+
+/// A ~1 KiB event.
+fn event() -> Event {
+    Event::new(EVENT, json!({"note_id": "n-1", "text": "x".repeat(800)}))
+}
+
+/// Median seconds per publish with 100 and with 10,000 subscriptions (100
+/// matching in both), in alternating rounds.
+async fn fanout(rounds: usize, events: usize) -> Result<(f64, f64)> {
+    let per_round = (events / rounds).max(1);
+    let mut services = Vec::new();
+    for total in [100, 10_000] {
+        let store = Arc::new(MemoryStore::new());
+        let org = organization(&*store, total, 100).await?;
+        services.push((WebhookService::builder(store).build(), org));
+    }
+    let mut times = [Vec::new(), Vec::new()];
+    for round in 0..rounds {
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            let (service, org) = &services[i];
+            let start = Instant::now();
+            for _ in 0..per_round {
+                black_box(service.publish(org, event()).await?);
+            }
+            times[i].push(start.elapsed().as_secs_f64() / per_round as f64);
+        }
+    }
+    let [small, large] = times;
+    Ok((median(small), median(large)))
+}
+
+async fn memory_per_subscription(count: usize) -> Result<f64> {
+    let before = LIVE.load(Ordering::SeqCst);
+    let store = MemoryStore::new();
+    let org = OrganizationId::new_v4();
+    for _ in 0..count {
+        let sub = subscription("https://hooks.example.com/webhooks/orders", &[EVENT, OTHER]);
+        store.insert_subscription(org, &sub).await?;
+    }
+    let after = LIVE.load(Ordering::SeqCst);
+    drop(store);
+    Ok(after.saturating_sub(before) as f64 / count as f64)
+}
+
+/// A keep-alive hyper server on 127.0.0.1 answering 200 at once, counting requests.
+struct Receiver {
+    url: String,
+    seen: Arc<AtomicUsize>,
+}
+
+impl Receiver {
+    async fn start() -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}/hook", listener.local_addr()?);
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counter = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |_request| {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        async {
+                            Ok::<_, hyper::Error>(hyper::Response::new(Full::new(Bytes::new())))
+                        }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(Self { url, seen })
+    }
+
+    /// Waits (bounded) until the receiver has seen `target` requests.
+    async fn wait_for(&self, target: usize) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while self.seen.load(Ordering::Relaxed) < target {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "receiver saw {} of {target} requests before the timeout",
+                    self.seen.load(Ordering::Relaxed)
+                )
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Ok(())
+    }
+}
+
+/// Publishes `count` events to one subscription of `store`, then times the
+/// worker draining them until the receiver has seen them all.
+async fn drain(receiver: &Receiver, store: Arc<dyn Storage>, count: usize) -> Result<f64> {
+    let org = Organization::new(OrganizationId::new_v4(), "Bench Org");
+    store
+        .insert_subscription(org.id, &subscription(&receiver.url, &[EVENT]))
+        .await?;
+    let service = WebhookService::builder(store.clone()).build();
+    // Publish from a few tasks: a PostgreSQL store would otherwise wait a round trip per event.
+    let publishers: Vec<_> = (0..8)
+        .map(|p| {
+            let (service, org) = (service.clone(), org.clone());
+            tokio::spawn(async move {
+                for _ in (p..count).step_by(8) {
+                    service.publish(&org, event()).await?;
+                }
+                Ok::<_, webhook_subscriptions::Error>(())
+            })
+        })
+        .collect();
+    for publisher in publishers {
+        publisher.await??;
+    }
+    let transport = HttpTransport::builder()
+        .address_policy(AddressPolicy::allow_all())
+        .build()?;
+    let worker = Worker::builder(store, Arc::new(transport))
+        .concurrency(CONCURRENCY)
+        .batch_size(CONCURRENCY)
+        .poll_interval(Duration::from_millis(5))
+        .build()?;
+    let target = receiver.seen.load(Ordering::Relaxed) + count;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let start = Instant::now();
+    let running = tokio::spawn(worker.run(async move {
+        let _ = stopped.await;
+    }));
+    let waited = receiver.wait_for(target).await;
+    let elapsed = start.elapsed().as_secs_f64();
+    let _ = stop.send(());
+    let report = running.await?;
+    waited?;
+    if report.delivered != count {
+        return Err(format!("worker delivered {} of {count}", report.delivered).into());
+    }
+    Ok(count as f64 / elapsed)
+}
+
+async fn drain_memory(receiver: &Receiver, count: usize) -> Result<f64> {
+    drain(receiver, Arc::new(MemoryStore::new()), count).await
+}
+
+async fn drain_postgres(receiver: &Receiver, url: &str, count: usize) -> Result<f64> {
+    let schema = format!("wh_bench_{}", uuid::Uuid::new_v4().simple());
+    let store =
+        PostgresStore::connect_with_config(url, PostgresStoreConfig::new().with_schema(&schema))
+            .await?;
+    store.migrate().await?;
+    let rate = drain(receiver, Arc::new(store), count).await;
+    let pool = sqlx::PgPool::connect(url).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+    )))
+    .execute(&pool)
+    .await?;
+    pool.close().await;
+    rate
+}
+
+/// A bare reqwest client posting `count` ~1 KiB bodies with the same concurrency.
+async fn raw_http(receiver: &Receiver, count: usize) -> Result<f64> {
+    let client = reqwest::Client::new();
+    let body = Bytes::from(serde_json::to_vec(
+        &json!({"note_id": "n-1", "text": "x".repeat(800)}),
+    )?);
+    let next = Arc::new(AtomicUsize::new(0));
+    let target = receiver.seen.load(Ordering::Relaxed) + count;
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..CONCURRENCY)
+        .map(|_| {
+            let (client, body, next, url) = (
+                client.clone(),
+                body.clone(),
+                next.clone(),
+                receiver.url.clone(),
+            );
+            tokio::spawn(async move {
+                while next.fetch_add(1, Ordering::Relaxed) < count {
+                    let response = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await?;
+                    response.bytes().await?;
+                }
+                Ok::<_, reqwest::Error>(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    receiver.wait_for(target).await?;
+    Ok(count as f64 / start.elapsed().as_secs_f64())
+}
