@@ -89,7 +89,8 @@ pub trait Storage: Send + Sync + Debug {
     ) -> Result<Vec<ClaimedDelivery>>;
 
     /// Records one attempt of a claimed delivery: appends it to the log of its
-    /// subscription and event (dropping the oldest beyond the cap), makes it
+    /// subscription and event (reads never show more than the log cap; a
+    /// backend may trim the stored excess lazily), makes it
     /// the latest status, and, if the claim's lease is still held, applies
     /// `next` to the queue. A delivery whose subscription was deleted is
     /// neither logged nor changed ([`LeaseOutcome::LeaseLost`]).
