@@ -97,7 +97,7 @@ async fn everything_survives_closing_the_pool_and_reconnecting() {
     assert_eq!(delivery.due_at, at(60));
     assert_eq!(delivery.state, DeliveryState::Leased);
     assert_eq!(delivery.payload, published.payload);
-    assert_eq!(after[0].subscription, sub);
+    assert_eq!(*after[0].subscription, sub);
     let again = store
         .enqueue_event(&published)
         .await

@@ -1,6 +1,8 @@
 //! Delivery records: what one attempt looked like (`DeliveryDetail`), the
 //! latest status per event, log entries, and the queue's own records.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -172,8 +174,9 @@ pub struct Lease {
 pub struct ClaimedDelivery {
     /// The delivery (its `attempts` counts attempts made before this claim).
     pub delivery: Delivery,
-    /// The subscription to deliver to (current url, headers, secret).
-    pub subscription: WebhookSubscription,
+    /// The subscription to deliver to (current url, headers, secret),
+    /// shared so a batch of claims to one subscription holds one copy.
+    pub subscription: Arc<WebhookSubscription>,
     /// The claim; pass it back when recording the outcome.
     pub lease: Lease,
 }

@@ -141,7 +141,7 @@ pub async fn enqueue_stays_in_organization(store: &dyn Storage) {
         "an event must be delivered only to its own organization's subscriptions"
     );
     assert_eq!(
-        claimed.subscription, mine,
+        *claimed.subscription, mine,
         "a claim must carry the delivery's own subscription"
     );
 }

@@ -82,7 +82,7 @@ pub async fn enqueue_targets_enabled_subscribers(store: &dyn Storage) {
             &created
         };
         assert_eq!(
-            &c.subscription, expected,
+            &*c.subscription, expected,
             "a claim carries the subscription as it is now"
         );
     }

@@ -173,7 +173,8 @@ impl fmt::Debug for MemoryStore {
 }
 
 // No method awaits: each takes the lock, works, and releases it before
-// returning; subscriptions are cloned after the lock is released.
+// returning; subscriptions are cloned after the lock is released (claims
+// share them).
 #[async_trait]
 impl Storage for MemoryStore {
     async fn insert_subscription(
@@ -232,11 +233,7 @@ impl Storage for MemoryStore {
         lease_for: Duration,
         limit: usize,
     ) -> Result<Vec<ClaimedDelivery>> {
-        let claimed = self.write().claim(now, lease_for, limit)?;
-        Ok(claimed
-            .into_iter()
-            .map(state::Claimed::into_claim)
-            .collect())
+        self.write().claim(now, lease_for, limit)
     }
 
     async fn record_attempt(

@@ -36,6 +36,9 @@ pub(super) struct State {
     seen: HashMap<(OrganizationId, EventId), DateTime<Utc>>,
     seen_by_expiry: BTreeSet<(DateTime<Utc>, OrganizationId, EventId)>,
     next_seq: u64,
+    /// Lease tokens only need to be unique within this store: a counter
+    /// gives that without reading OS randomness on every claim.
+    next_token: u64,
     log_entries: usize,
 }
 
@@ -53,7 +56,7 @@ struct Entry {
 #[derive(Debug, Default)]
 struct Activity {
     /// Every queued delivery (pending, leased or failed), for delete.
-    deliveries: BTreeSet<DeliveryId>,
+    deliveries: HashSet<DeliveryId>,
     /// Failed deliveries by due time.
     failed: BTreeSet<(DateTime<Utc>, u64, DeliveryId)>,
     /// Attempts per event name, newest first.
@@ -205,23 +208,6 @@ impl Record {
 
     fn holds(&self, lease: &Lease) -> bool {
         matches!(self.slot, Slot::Leased { token, .. } if token == lease.token)
-    }
-}
-
-/// A claim made under the lock; the subscription is cloned after it is released.
-pub(super) struct Claimed {
-    delivery: Delivery,
-    subscription: Arc<WebhookSubscription>,
-    lease: Lease,
-}
-
-impl Claimed {
-    pub(super) fn into_claim(self) -> ClaimedDelivery {
-        ClaimedDelivery {
-            delivery: self.delivery,
-            subscription: WebhookSubscription::clone(&self.subscription),
-            lease: self.lease,
-        }
     }
 }
 
@@ -421,13 +407,11 @@ impl State {
         now: DateTime<Utc>,
         lease_for: Duration,
         limit: usize,
-    ) -> Result<Vec<Claimed>> {
+    ) -> Result<Vec<ClaimedDelivery>> {
         let expires_at = later(now, lease_for);
         let due = self.queue.due(now, limit);
-        // Fallible, so it comes before anything changes.
-        let tokens = random_uuids(due.len())?;
         let mut claimed = Vec::with_capacity(due.len());
-        for ((key, id, pending), token) in due.into_iter().zip(tokens) {
+        for (key, id, pending) in due {
             if pending {
                 self.queue.pending.remove(&key);
             } else {
@@ -445,9 +429,11 @@ impl State {
                 self.queue.records.remove(&id);
                 continue;
             };
+            self.next_token += 1;
+            let token = Uuid::from_u64_pair(0, self.next_token);
             self.queue.leases.insert((expires_at, record.seq), id);
             record.slot = Slot::Leased { token, expires_at };
-            claimed.push(Claimed {
+            claimed.push(ClaimedDelivery {
                 delivery: record.to_delivery(id),
                 subscription: entry.subscription.clone(),
                 lease: Lease {

@@ -485,7 +485,7 @@ impl Storage for PostgresStore {
             };
             claimed.push(ClaimedDelivery {
                 delivery: rows::delivery(row, "delivery_id", DeliveryState::Leased)?,
-                subscription,
+                subscription: Arc::new(subscription),
                 lease: Lease {
                     delivery_id: DeliveryId(delivery_id),
                     token,
