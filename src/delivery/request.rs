@@ -15,6 +15,10 @@ use crate::signature::{SignatureScheme, SignedMessage};
 /// The `User-Agent` of every delivery.
 pub const DELIVERY_USER_AGENT: &str = concat!("webhook-subscriptions/", env!("CARGO_PKG_VERSION"));
 
+/// Headers a request carries besides the subscription's own: content type,
+/// user agent, up to four of the signature scheme, and three the HTTP client adds.
+const REQUEST_HEADER_ROOM: usize = 9;
+
 /// Headers only the transport may set; stored data naming them is refused.
 const TRANSPORT_HEADERS: [HeaderName; 4] = [CONTENT_LENGTH, HOST, TRANSFER_ENCODING, CONNECTION];
 
@@ -39,7 +43,9 @@ pub fn build_request(
     let uri = Uri::try_from(subscription.url.as_str())
         .map_err(|e| InvalidRequest(format!("url: {e}")))?;
 
-    let mut headers = HeaderMap::with_capacity(5 + subscription.headers.len());
+    // Room for ours, the signature's, the subscription's, and the ones the
+    // HTTP client adds (host, accept, content-length) without regrowing.
+    let mut headers = HeaderMap::with_capacity(REQUEST_HEADER_ROOM + subscription.headers.len());
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(USER_AGENT, HeaderValue::from_static(DELIVERY_USER_AGENT));
     let message = SignedMessage {
