@@ -259,6 +259,29 @@ async fn keep_alive_reuses_one_connection() {
 }
 
 #[tokio::test]
+async fn each_request_goes_to_its_own_url_when_urls_repeat() {
+    let (addr, log) = ok_receiver().await;
+    let transport = open_transport();
+    let targets = [
+        "/hooks/a?x=1",
+        "/hooks/A?x=1",
+        "/hooks/a?x=2",
+        "/hooks/a?x=1",
+        "/",
+    ];
+
+    for target in targets {
+        let response = send(&transport, &format!("http://{addr}{target}"))
+            .await
+            .unwrap();
+        assert_eq!(response.status, StatusCode::OK);
+    }
+
+    let seen: Vec<String> = log.requests().iter().map(|r| r.uri.to_string()).collect();
+    assert_eq!(seen, targets);
+}
+
+#[tokio::test]
 async fn slow_receiver_hits_the_timeout() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -1,16 +1,17 @@
 //! [`HttpTransport`]: the production [`Transport`] over reqwest, with the SSRF
 //! guard, timeouts and a capped response body (SPEC section 6).
 
+use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use http::Request;
+use http::{Request, Uri};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
 
@@ -20,6 +21,8 @@ use crate::{BoxError, Error};
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 const DEFAULT_MAX_RESPONSE_BODY: usize = 64 * 1024;
+/// Parsed URLs kept per transport before the cache starts over.
+const URL_CACHE_CAPACITY: usize = 1024;
 
 /// Delivers requests over HTTP(S) with reqwest.
 ///
@@ -54,9 +57,57 @@ const DEFAULT_MAX_RESPONSE_BODY: usize = 64 * 1024;
 pub struct HttpTransport {
     client: reqwest::Client,
     policy: Arc<AddressPolicy>,
+    urls: Arc<UrlCache>,
     connect_timeout: Duration,
     timeout: Duration,
     max_response_body: usize,
+}
+
+/// Target URLs parsed by the url crate, by request URI: deliveries go to the
+/// same few URLs over and over, and parsing one costs more than the rest of
+/// the transport's own work per request. Parsing is a pure function of the
+/// URI, so a cached URL is exactly what parsing again would give.
+///
+/// `Uri`'s own equality ignores case in the authority (user info included),
+/// so a hit is used only when the URI is the same byte for byte.
+#[derive(Default)]
+struct UrlCache(Mutex<HashMap<Uri, (Uri, Url)>>);
+
+impl fmt::Debug for UrlCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("UrlCache")
+    }
+}
+
+impl UrlCache {
+    /// The URI parsed as a URL, the way it is checked and sent.
+    fn parse(&self, uri: &Uri) -> Result<Url, TransportError> {
+        // A panic elsewhere cannot leave the map half-written; use it anyway.
+        let cached = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(uri)
+            .filter(|(key, _)| same_bytes(key, uri))
+            .map(|(_, url)| url.clone());
+        if let Some(url) = cached {
+            return Ok(url);
+        }
+        let url = Url::parse(&uri.to_string())
+            .map_err(|e| TransportError::Other(format!("invalid url: {e}")))?;
+        let mut urls = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if urls.len() >= URL_CACHE_CAPACITY {
+            urls.clear();
+        }
+        urls.insert(uri.clone(), (uri.clone(), url.clone()));
+        Ok(url)
+    }
+}
+
+fn same_bytes(a: &Uri, b: &Uri) -> bool {
+    a.scheme_str() == b.scheme_str()
+        && a.authority().map(|x| x.as_str()) == b.authority().map(|x| x.as_str())
+        && a.path_and_query().map(|x| x.as_str()) == b.path_and_query().map(|x| x.as_str())
 }
 
 impl HttpTransport {
@@ -117,8 +168,7 @@ impl Transport for HttpTransport {
         // The url crate turns odd spellings (`2130706433`, `0x7f.1`,
         // `[::ffff:127.0.0.1]`) into the address they mean; the same parsed
         // URL is checked and sent, so the check sees what is connected to.
-        let url = Url::parse(&parts.uri.to_string())
-            .map_err(|e| TransportError::Other(format!("invalid url: {e}")))?;
+        let url = self.urls.parse(&parts.uri)?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(TransportError::Other(format!(
                 "unsupported url scheme {}",
@@ -242,6 +292,7 @@ impl HttpTransportBuilder {
         Ok(HttpTransport {
             client,
             policy,
+            urls: Arc::default(),
             connect_timeout: self.connect_timeout,
             timeout: self.timeout,
             max_response_body: self.max_response_body,
