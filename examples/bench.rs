@@ -24,11 +24,12 @@ use serde_json::json;
 use sha2::Sha256;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use webhook_subscriptions::delivery::Worker;
+use webhook_subscriptions::delivery::{build_request, Worker};
 use webhook_subscriptions::model::{
-    Event, Organization, OrganizationId, SecretKey, SubscriptionId, UserId, WebhookSubscription,
+    Delivery, DeliveryId, DeliveryState, Event, EventId, Organization, OrganizationId, SecretKey,
+    SubscriptionId, UserId, WebhookSubscription,
 };
-use webhook_subscriptions::signature::{hex, sign_timestamped};
+use webhook_subscriptions::signature::{hex, sign_timestamped, SignatureScheme, TimestampedScheme};
 use webhook_subscriptions::storage::{MemoryStore, PostgresStore, PostgresStoreConfig, Storage};
 use webhook_subscriptions::transport::{AddressPolicy, HttpTransport};
 use webhook_subscriptions::WebhookService;
@@ -69,17 +70,28 @@ struct Settings {
     rounds: usize,
     fanout_events: usize,
     deliveries: usize,
+    delivery_rounds: usize,
     postgres_deliveries: usize,
     repeats: usize,
 }
 
 fn main() -> Result<()> {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    // `--only delivery` (or signing, fanout, memory, postgres) runs one part,
+    // e.g. under a profiler.
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let runs = |part: &str| only.as_deref().is_none_or(|o| o == part);
     let settings = if quick {
         Settings {
             rounds: 31,
             fanout_events: 200,
-            deliveries: 20_000,
+            deliveries: 10_000,
+            delivery_rounds: 3,
             postgres_deliveries: 10_000,
             repeats: 1,
         }
@@ -87,7 +99,8 @@ fn main() -> Result<()> {
         Settings {
             rounds: 101,
             fanout_events: 1_000,
-            deliveries: 50_000,
+            deliveries: 30_000,
+            delivery_rounds: 7,
             postgres_deliveries: 30_000,
             repeats: 3,
         }
@@ -97,38 +110,38 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
 
-    let (ours, raw) = signing(settings.rounds);
-    println!("sign_ns_per_1k: {ours:.0}");
-    println!("raw_hmac_hex_ns_per_1k: {raw:.0}");
-    println!("sign_overhead_ratio: {:.3}", ours / raw);
+    if runs("signing") {
+        let (ours, raw) = signing(settings.rounds);
+        println!("sign_ns_per_1k: {ours:.0}");
+        println!("raw_hmac_hex_ns_per_1k: {raw:.0}");
+        println!("sign_overhead_ratio: {:.3}", ours / raw);
+    }
 
-    let (small, large) = rt.block_on(fanout(settings.rounds, settings.fanout_events))?;
-    println!("publish_us_100_subscriptions: {:.1}", small * 1e6);
-    println!("publish_us_10000_subscriptions: {:.1}", large * 1e6);
-    println!("fanout_scaling_ratio: {:.3}", large / small);
+    if runs("fanout") {
+        let (small, large) = rt.block_on(fanout(settings.rounds, settings.fanout_events))?;
+        println!("publish_us_100_subscriptions: {:.1}", small * 1e6);
+        println!("publish_us_10000_subscriptions: {:.1}", large * 1e6);
+        println!("fanout_scaling_ratio: {:.3}", large / small);
+    }
 
-    println!(
-        "memory_bytes_per_subscription: {:.0}",
-        rt.block_on(memory_per_subscription(100_000))?
-    );
+    if runs("memory") {
+        println!(
+            "memory_bytes_per_subscription: {:.0}",
+            rt.block_on(memory_per_subscription(100_000))?
+        );
+    }
 
     let receiver = rt.block_on(Receiver::start())?;
-    for _ in 0..settings.repeats {
-        let cpu = cpu_seconds();
-        let ours = rt.block_on(drain_memory(&receiver, settings.deliveries))?;
-        let ours_cpu = cpu_seconds() - cpu;
-        let cpu = cpu_seconds();
-        let raw = rt.block_on(raw_http(&receiver, settings.deliveries))?;
-        let raw_cpu = cpu_seconds() - cpu;
-        let per_request = |seconds: f64| seconds * 1e6 / settings.deliveries as f64;
-        println!("deliveries_per_s: {ours:.0}");
-        println!("delivery_cpu_us_per_delivery: {:.1}", per_request(ours_cpu));
-        println!("raw_http_per_s: {raw:.0}");
-        println!("raw_http_cpu_us_per_request: {:.1}", per_request(raw_cpu));
-        println!("delivery_vs_raw_http_ratio: {:.3}", ours / raw);
+    if runs("delivery") {
+        rt.block_on(delivery_rates(
+            &receiver,
+            settings.deliveries,
+            settings.delivery_rounds,
+        ))?;
     }
 
     match std::env::var("DATABASE_URL") {
+        _ if !runs("postgres") => {}
         Ok(url) => {
             for _ in 0..settings.repeats {
                 let rate = rt.block_on(drain_postgres(
@@ -136,7 +149,7 @@ fn main() -> Result<()> {
                     &url,
                     settings.postgres_deliveries,
                 ))?;
-                println!("postgres_deliveries_per_s: {rate:.0}");
+                println!("postgres_deliveries_per_s: {:.0}", rate.per_s);
             }
         }
         Err(_) => println!("postgres_deliveries_per_s: skipped (DATABASE_URL unset)"),
@@ -354,9 +367,64 @@ impl Receiver {
     }
 }
 
+/// A rate and the process's CPU time per request while it was measured.
+#[derive(Clone, Copy)]
+struct Rate {
+    per_s: f64,
+    cpu_us: f64,
+}
+
+impl Rate {
+    fn new(count: usize, seconds: f64, cpu_seconds: f64) -> Self {
+        Self {
+            per_s: count as f64 / seconds,
+            cpu_us: cpu_seconds * 1e6 / count as f64,
+        }
+    }
+}
+
+/// End to end on `MemoryStore`, a bare reqwest client, and a bare reqwest
+/// client sending the same signed headers (HMAC computed per request by hand),
+/// in `rounds` interleaved rounds of `count` requests; prints medians, and the
+/// ratios as medians of each round's ratio.
+async fn delivery_rates(receiver: &Receiver, count: usize, rounds: usize) -> Result<()> {
+    let mut ours = Vec::new();
+    let mut raw = Vec::new();
+    let mut signed = Vec::new();
+    for round in 0..rounds {
+        // Rotate the order so no side always runs first.
+        for part in 0..3 {
+            match (round + part) % 3 {
+                0 => ours.push(drain_memory(receiver, count).await?),
+                1 => raw.push(raw_http(receiver, count, None).await?),
+                _ => signed.push(raw_http(receiver, count, Some(&KEY)).await?),
+            }
+        }
+    }
+    let per_s = |rates: &[Rate]| median(rates.iter().map(|r| r.per_s).collect());
+    let cpu_us = |rates: &[Rate]| median(rates.iter().map(|r| r.cpu_us).collect());
+    let ratio = |to: &[Rate]| {
+        median(
+            ours.iter()
+                .zip(to)
+                .map(|(ours, to)| ours.per_s / to.per_s)
+                .collect(),
+        )
+    };
+    println!("deliveries_per_s: {:.0}", per_s(&ours));
+    println!("delivery_cpu_us_per_delivery: {:.1}", cpu_us(&ours));
+    println!("raw_http_per_s: {:.0}", per_s(&raw));
+    println!("raw_http_cpu_us_per_request: {:.1}", cpu_us(&raw));
+    println!("raw_signed_http_per_s: {:.0}", per_s(&signed));
+    println!("raw_signed_http_cpu_us_per_request: {:.1}", cpu_us(&signed));
+    println!("delivery_vs_raw_http_ratio: {:.3}", ratio(&raw));
+    println!("delivery_vs_raw_signed_http_ratio: {:.3}", ratio(&signed));
+    Ok(())
+}
+
 /// Publishes `count` events to one subscription of `store`, then times the
 /// worker draining them until the receiver has seen them all.
-async fn drain(receiver: &Receiver, store: Arc<dyn Storage>, count: usize) -> Result<f64> {
+async fn drain(receiver: &Receiver, store: Arc<dyn Storage>, count: usize) -> Result<Rate> {
     let org = Organization::new(OrganizationId::new_v4(), "Bench Org");
     store
         .insert_subscription(org.id, &subscription(&receiver.url, &[EVENT]))
@@ -388,25 +456,27 @@ async fn drain(receiver: &Receiver, store: Arc<dyn Storage>, count: usize) -> Re
     let target = receiver.seen.load(Ordering::Relaxed) + count;
     let (stop, stopped) = oneshot::channel::<()>();
     let start = Instant::now();
+    let cpu = cpu_seconds();
     let running = tokio::spawn(worker.run(async move {
         let _ = stopped.await;
     }));
     let waited = receiver.wait_for(target).await;
     let elapsed = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu;
     let _ = stop.send(());
     let report = running.await?;
     waited?;
     if report.delivered != count {
         return Err(format!("worker delivered {} of {count}", report.delivered).into());
     }
-    Ok(count as f64 / elapsed)
+    Ok(Rate::new(count, elapsed, cpu))
 }
 
-async fn drain_memory(receiver: &Receiver, count: usize) -> Result<f64> {
+async fn drain_memory(receiver: &Receiver, count: usize) -> Result<Rate> {
     drain(receiver, Arc::new(MemoryStore::new()), count).await
 }
 
-async fn drain_postgres(receiver: &Receiver, url: &str, count: usize) -> Result<f64> {
+async fn drain_postgres(receiver: &Receiver, url: &str, count: usize) -> Result<Rate> {
     let schema = format!("wh_bench_{}", uuid::Uuid::new_v4().simple());
     let store =
         PostgresStore::connect_with_config(url, PostgresStoreConfig::new().with_schema(&schema))
@@ -423,28 +493,56 @@ async fn drain_postgres(receiver: &Receiver, url: &str, count: usize) -> Result<
     rate
 }
 
-/// A bare reqwest client posting `count` ~1 KiB bodies with the same concurrency.
-async fn raw_http(receiver: &Receiver, count: usize) -> Result<f64> {
+/// A bare reqwest client posting `count` ~1 KiB bodies with the same
+/// concurrency. With a `key`, each request also carries the headers a
+/// delivery carries, its signature computed with a bare HMAC-SHA256 + hex:
+/// the least work any signed webhook delivery needs.
+async fn raw_http(receiver: &Receiver, count: usize, key: Option<&[u8]>) -> Result<Rate> {
     let client = reqwest::Client::new();
     let body = Bytes::from(serde_json::to_vec(
         &json!({"note_id": "n-1", "text": "x".repeat(800)}),
     )?);
+    let headers = Arc::new(match key {
+        Some(_) => delivery_headers(&receiver.url, &body)?,
+        None => {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            headers
+        }
+    });
+    let key = key.map(<[u8]>::to_vec);
+    let signature_header = TimestampedScheme::default().signature_header().clone();
     let next = Arc::new(AtomicUsize::new(0));
     let target = receiver.seen.load(Ordering::Relaxed) + count;
     let start = Instant::now();
+    let cpu = cpu_seconds();
     let tasks: Vec<_> = (0..CONCURRENCY)
         .map(|_| {
-            let (client, body, next, url) = (
+            let (client, body, next, url, headers, key, signature_header) = (
                 client.clone(),
                 body.clone(),
                 next.clone(),
                 receiver.url.clone(),
+                headers.clone(),
+                key.clone(),
+                signature_header.clone(),
             );
             tokio::spawn(async move {
                 while next.fetch_add(1, Ordering::Relaxed) < count {
+                    let mut headers = http::HeaderMap::clone(&headers);
+                    if let Some(key) = &key {
+                        let t = Utc::now().timestamp_millis().to_string();
+                        let tag = raw_hmac_hex(key, t.as_bytes(), &body);
+                        let value =
+                            http::HeaderValue::try_from(format!("t={t},v1={tag}")).expect("ascii");
+                        headers.insert(&signature_header, value);
+                    }
                     let response = client
                         .post(&url)
-                        .header("content-type", "application/json")
+                        .headers(headers)
                         .body(body.clone())
                         .send()
                         .await?;
@@ -458,5 +556,25 @@ async fn raw_http(receiver: &Receiver, count: usize) -> Result<f64> {
         task.await??;
     }
     receiver.wait_for(target).await?;
-    Ok(count as f64 / start.elapsed().as_secs_f64())
+    let elapsed = start.elapsed().as_secs_f64();
+    Ok(Rate::new(count, elapsed, cpu_seconds() - cpu))
+}
+
+/// The headers of a delivery of `body` to `url` (the signature is replaced
+/// per request): built once with the library, then sent by the bare client.
+fn delivery_headers(url: &str, body: &Bytes) -> Result<http::HeaderMap> {
+    let sub = subscription(url, &[EVENT]);
+    let delivery = Delivery {
+        id: DeliveryId::new_v4(),
+        organization_id: OrganizationId::new_v4(),
+        subscription_id: sub.id,
+        event_id: EventId::new_v4(),
+        event_name: EVENT.to_owned(),
+        payload: body.clone(),
+        attempts: 0,
+        due_at: at(),
+        state: DeliveryState::Leased,
+    };
+    let request = build_request(&SignatureScheme::default(), &sub, &delivery, at())?;
+    Ok(request.headers().clone())
 }
