@@ -191,3 +191,53 @@ async fn claims_not_yet_sent_at_shutdown_are_released() {
     assert!(again.iter().all(|c| c.delivery.attempts == 0));
     assert_eq!(again[0].delivery.event_name, EVENT);
 }
+
+#[tokio::test]
+async fn run_never_sends_more_than_concurrency_attempts_at_once() {
+    let h = Harness::new();
+    let sub = h.subscribe().await;
+    for _ in 0..5 {
+        h.publish_note().await;
+    }
+    let (started_tx, mut started) = mpsc::unbounded_channel();
+    let transport = Arc::new(GatedTransport {
+        started: started_tx,
+        gate: Semaphore::new(0),
+    });
+    let worker = h
+        .worker_builder_with(transport.clone())
+        .concurrency(2)
+        .poll_interval(Duration::from_millis(10))
+        .build()
+        .unwrap();
+    let (stop, shutdown) = shutdown_signal();
+    let running = tokio::spawn(worker.run(shutdown));
+
+    for _ in 0..2 {
+        started.recv().await.unwrap();
+    }
+    // Both slots are taken: no third attempt starts, however long we wait.
+    let third = tokio::time::timeout(Duration::from_millis(300), started.recv()).await;
+    assert!(third.is_err(), "a third attempt started with two in flight");
+    // Each response frees one slot for one more attempt.
+    transport.gate.add_permits(1);
+    started.recv().await.unwrap();
+    let fourth = tokio::time::timeout(Duration::from_millis(300), started.recv()).await;
+    assert!(fourth.is_err(), "one freed slot let two attempts start");
+
+    // Two attempts are held now; let them and the last two through.
+    transport.gate.add_permits(4);
+    for _ in 0..2 {
+        started.recv().await.unwrap();
+    }
+    for _ in 0..200 {
+        if h.attempts(&sub).await.len() == 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.send(()).unwrap();
+    let report = running.await.unwrap();
+    assert_eq!((report.claimed, report.delivered), (5, 5));
+    assert_eq!(h.store.stats().pending_deliveries, 0);
+}

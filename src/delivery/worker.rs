@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::TimeDelta;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinError, JoinSet};
-use tokio::time::Instant;
 
 use super::outcome::{delivery_detail, AttemptResult, Outcome};
 use super::request::build_request;
@@ -193,7 +193,12 @@ impl WorkerBuilder {
         self
     }
 
-    /// The most deliveries in flight at once (default 32).
+    /// The most attempts being sent at once (default 32).
+    ///
+    /// An attempt's slot frees up as soon as its response (or error) is in;
+    /// recording the outcome in the store does not hold it, so a store's
+    /// round trips do not throttle sending. [`Worker::run`] keeps at most
+    /// twice this many deliveries claimed (sending or recording).
     pub fn concurrency(mut self, concurrency: usize) -> Self {
         self.concurrency = concurrency;
         self
@@ -229,6 +234,12 @@ impl WorkerBuilder {
         let invalid = |why: String| Err(Error::InvalidConfiguration(format!("worker: {why}")));
         if self.concurrency == 0 {
             return invalid("concurrency must be at least 1".to_owned());
+        }
+        if self.concurrency > Semaphore::MAX_PERMITS {
+            return invalid(format!(
+                "concurrency must be at most {}",
+                Semaphore::MAX_PERMITS
+            ));
         }
         if self.batch_size == 0 {
             return invalid("batch size must be at least 1".to_owned());
@@ -365,7 +376,7 @@ impl Worker {
         let never_stopping = Arc::new(AtomicBool::new(false));
         let mut tasks = JoinSet::new();
         for claim in claims {
-            tasks.spawn(Arc::clone(inner).handle(claim, Arc::clone(&never_stopping)));
+            tasks.spawn(Arc::clone(inner).handle(claim, None, Arc::clone(&never_stopping)));
         }
         while let Some(handled) = tasks.join_next().await {
             report.count(handled);
@@ -374,9 +385,9 @@ impl Worker {
     }
 
     /// Delivers until `shutdown` completes, keeping up to `concurrency`
-    /// deliveries in flight: a slot that frees up is refilled at once while
-    /// the queue has due deliveries; when it has none, the worker looks again
-    /// after the poll interval.
+    /// attempts being sent: as slots free up the worker claims again, in
+    /// batches, while the queue has due deliveries; when it has none, it
+    /// looks again after the poll interval.
     ///
     /// On shutdown it stops claiming, lets attempts in flight finish (each
     /// bounded by the transport timeout) and records them, and releases any
@@ -390,53 +401,80 @@ impl Worker {
         let inner = self.inner;
         let mut shutdown = pin!(shutdown);
         let stopping = Arc::new(AtomicBool::new(false));
+        // One permit per attempt being sent; a task gives its permit back
+        // once the response is in, before recording it.
+        let slots = Arc::new(Semaphore::new(inner.concurrency));
         let mut tasks = JoinSet::new();
         let mut report = RunReport::default();
-        // Set while the queue had nothing more due: no claims until then.
-        let mut idle_until: Option<Instant> = None;
-        // Wait for a quarter of a batch of free slots before claiming again.
-        let claim_threshold = (inner.concurrency.min(inner.batch_size) / 4).max(1);
+        let batch = inner.concurrency.min(inner.batch_size);
+        // Claim once a quarter of a batch of slots is free, not per slot.
+        let threshold = (batch / 4).max(1);
+        // Tasks recording an outcome hold no slot; this bounds them too.
+        let max_tasks = inner.concurrency.saturating_mul(2);
         loop {
-            if idle_until.is_some_and(|at| Instant::now() >= at) {
-                idle_until = None;
-            }
-            // Count every finished task, not just one per turn, so claims
-            // come in batches instead of one delivery per round trip.
             while let Some(handled) = tasks.try_join_next() {
                 report.count(handled);
             }
-            let free = inner.concurrency.saturating_sub(tasks.len());
-            if idle_until.is_none() && free >= claim_threshold {
-                let limit = free.min(inner.batch_size);
-                let claimed = inner
-                    .storage
-                    .claim_deliveries(inner.clock.now(), inner.lease, limit)
-                    .await;
-                let got = match claimed {
-                    Ok(claims) => {
-                        let got = claims.len();
-                        for claim in claims {
-                            tasks.spawn(Arc::clone(&inner).handle(claim, Arc::clone(&stopping)));
+            let room = tasks.len() < max_tasks;
+            let free = room
+                .then(|| {
+                    Arc::clone(&slots)
+                        .try_acquire_many_owned(permits(threshold))
+                        .ok()
+                })
+                .flatten();
+            let mut claiming = match free {
+                Some(permits) => permits,
+                None => tokio::select! {
+                    biased;
+                    () = &mut shutdown => break,
+                    Some(handled) = tasks.join_next(), if !room => {
+                        report.count(handled);
+                        continue;
+                    }
+                    acquired = Arc::clone(&slots).acquire_many_owned(permits(threshold)), if room => {
+                        match acquired {
+                            Ok(permits) => permits,
+                            // Never closed while the loop runs.
+                            Err(_) => break,
                         }
-                        got
                     }
-                    Err(_) => {
-                        report.errors += 1;
-                        0
-                    }
-                };
-                report.claimed += got;
-                if got < limit {
-                    idle_until = Some(Instant::now() + inner.poll_interval);
-                }
+                },
+            };
+            // Take every other free slot too, up to a batch.
+            let more = slots.available_permits().min(batch - threshold);
+            if let Ok(extra) = Arc::clone(&slots).try_acquire_many_owned(permits(more)) {
+                claiming.merge(extra);
             }
-            let full = inner.concurrency.saturating_sub(tasks.len()) < claim_threshold;
+            let limit = claiming.num_permits();
+            let claimed = inner
+                .storage
+                .claim_deliveries(inner.clock.now(), inner.lease, limit)
+                .await;
+            let got = match claimed {
+                Ok(claims) => {
+                    let got = claims.len();
+                    for claim in claims {
+                        let slot = claiming.split(1);
+                        let task = Arc::clone(&inner).handle(claim, slot, Arc::clone(&stopping));
+                        tasks.spawn(task);
+                    }
+                    got
+                }
+                Err(_) => {
+                    report.errors += 1;
+                    0
+                }
+            };
+            report.claimed += got;
+            // Unused slots go back before waiting.
+            drop(claiming);
+            let idle = got < limit;
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                Some(handled) = tasks.join_next(), if !tasks.is_empty() => report.count(handled),
-                () = sleep_until(idle_until), if idle_until.is_some() => {}
-                () = std::future::ready(()), if idle_until.is_none() && !full => {}
+                () = tokio::time::sleep(inner.poll_interval), if idle => {}
+                () = std::future::ready(()), if !idle => {}
             }
         }
         // Claimed deliveries whose task has not started yet see this and give
@@ -465,17 +503,19 @@ impl Worker {
     }
 }
 
-async fn sleep_until(at: Option<Instant>) {
-    if let Some(at) = at {
-        tokio::time::sleep_until(at).await;
-    }
+/// A permit count for the semaphore; `concurrency` is capped at
+/// [`Semaphore::MAX_PERMITS`], which fits.
+fn permits(count: usize) -> u32 {
+    u32::try_from(count).unwrap_or(u32::MAX)
 }
 
 impl Inner {
-    /// Sends one claimed delivery and records the attempt.
+    /// Sends one claimed delivery and records the attempt; `slot` (the
+    /// run loop's sending slot) is given back once the response is in.
     async fn handle(
         self: Arc<Self>,
         claim: ClaimedDelivery,
+        slot: Option<OwnedSemaphorePermit>,
         stopping: Arc<AtomicBool>,
     ) -> Result<Handled> {
         if stopping.load(Ordering::SeqCst) {
@@ -490,6 +530,7 @@ impl Inner {
             } else {
                 "not sent: subscription is disabled".to_owned()
             };
+            drop(slot);
             let detail = DeliveryDetail {
                 delivery_timestamp: truncate_to_millis(self.clock.now()),
                 success: false,
@@ -504,6 +545,7 @@ impl Inner {
 
         let at = self.clock.now();
         let result = self.attempt(&claim, at).await;
+        drop(slot);
         let finished = self.clock.now();
         let outcome = Outcome::classify(&result, finished);
         let attempts_made = claim.delivery.attempts.saturating_add(1);
