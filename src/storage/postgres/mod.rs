@@ -465,10 +465,9 @@ impl Storage for PostgresStore {
         let expires_at = now
             .checked_add_signed(lease_for)
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        let found = sqlx::query(sql(&self.queries.claim))
+        let found = sqlx::query(sql(&self.queries.claim(limit)))
             .bind(now)
             .bind(expires_at)
-            .bind(bind_limit(limit))
             .fetch_all(&self.pool)
             .await
             .map_err(db)?;
