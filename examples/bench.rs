@@ -24,10 +24,10 @@ use serde_json::json;
 use sha2::Sha256;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use webhook_subscriptions::delivery::{build_request, Worker};
+use webhook_subscriptions::delivery::{build_request, prepare_event, PublishLimits, Worker};
 use webhook_subscriptions::model::{
-    Delivery, DeliveryId, DeliveryState, Event, EventId, Organization, OrganizationId, SecretKey,
-    SubscriptionId, UserId, WebhookSubscription,
+    Delivery, DeliveryId, DeliveryState, Event, EventCatalogue, EventId, Organization,
+    OrganizationId, SecretKey, SubscriptionId, UserId, WebhookSubscription,
 };
 use webhook_subscriptions::signature::{hex, sign_timestamped, SignatureScheme, TimestampedScheme};
 use webhook_subscriptions::storage::{MemoryStore, PostgresStore, PostgresStoreConfig, Storage};
@@ -493,15 +493,15 @@ async fn drain_postgres(receiver: &Receiver, url: &str, count: usize) -> Result<
     rate
 }
 
-/// A bare reqwest client posting `count` ~1 KiB bodies with the same
-/// concurrency. With a `key`, each request also carries the headers a
+/// A bare reqwest client posting `count` bodies with the same concurrency:
+/// the envelope bytes a delivery of [`event`] sends. With a `key`, each request also carries the headers a
 /// delivery carries, its signature computed with a bare HMAC-SHA256 + hex:
 /// the least work any signed webhook delivery needs.
 async fn raw_http(receiver: &Receiver, count: usize, key: Option<&[u8]>) -> Result<Rate> {
     let client = reqwest::Client::new();
-    let body = Bytes::from(serde_json::to_vec(
-        &json!({"note_id": "n-1", "text": "x".repeat(800)}),
-    )?);
+    let org = Organization::new(OrganizationId::new_v4(), "Bench Org");
+    let limits = PublishLimits::default();
+    let body = prepare_event(&EventCatalogue::default(), &limits, &org, event(), at())?.payload;
     let headers = Arc::new(match key {
         Some(_) => delivery_headers(&receiver.url, &body)?,
         None => {
