@@ -428,6 +428,9 @@ async fn the_lease_must_outlast_the_transport_timeout() {
 async fn other_out_of_range_settings_are_refused() {
     let h = Harness::new();
     assert!(h.worker_builder().concurrency(0).build().is_err());
+    if let Ok(too_many) = usize::try_from(u64::from(u32::MAX) + 1) {
+        assert!(h.worker_builder().concurrency(too_many).build().is_err());
+    }
     assert!(h.worker_builder().batch_size(0).build().is_err());
     assert!(h
         .worker_builder()

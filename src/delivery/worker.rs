@@ -235,11 +235,8 @@ impl WorkerBuilder {
         if self.concurrency == 0 {
             return invalid("concurrency must be at least 1".to_owned());
         }
-        if self.concurrency > Semaphore::MAX_PERMITS {
-            return invalid(format!(
-                "concurrency must be at most {}",
-                Semaphore::MAX_PERMITS
-            ));
+        if u32::try_from(self.concurrency).is_err() {
+            return invalid(format!("concurrency must be at most {}", u32::MAX));
         }
         if self.batch_size == 0 {
             return invalid("batch size must be at least 1".to_owned());
@@ -503,8 +500,8 @@ impl Worker {
     }
 }
 
-/// A permit count for the semaphore; `concurrency` is capped at
-/// [`Semaphore::MAX_PERMITS`], which fits.
+/// A permit count for the semaphore; `build` keeps `concurrency`, and so
+/// every count taken from it, within `u32`.
 fn permits(count: usize) -> u32 {
     u32::try_from(count).unwrap_or(u32::MAX)
 }
