@@ -61,6 +61,8 @@ impl Queries {
     /// join over the whole queue), so it re-plans the statement on every
     /// claim instead, which cost about half as much as running it. With a
     /// literal limit each prepared variant soon settles on its generic plan.
+    /// A worker asks for at most its batch size, so a connection prepares
+    /// at most that many variants.
     pub(super) fn claim(&self, limit: usize) -> Arc<str> {
         let (head, tail) = &self.claim;
         Arc::from(format!("{head}{limit}{tail}"))
