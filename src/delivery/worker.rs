@@ -413,13 +413,13 @@ impl Worker {
                 report.count(handled);
             }
             let room = tasks.len() < max_tasks;
-            let free = room
-                .then(|| {
-                    Arc::clone(&slots)
-                        .try_acquire_many_owned(permits(threshold))
-                        .ok()
-                })
-                .flatten();
+            let free = if room {
+                Arc::clone(&slots)
+                    .try_acquire_many_owned(permits(threshold))
+                    .ok()
+            } else {
+                None
+            };
             let mut claiming = match free {
                 Some(permits) => permits,
                 None => tokio::select! {

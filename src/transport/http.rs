@@ -69,9 +69,9 @@ pub struct HttpTransport {
 /// URI, so a cached URL is exactly what parsing again would give.
 ///
 /// `Uri`'s own equality ignores case in the authority (user info included),
-/// so a hit is used only when the URI is the same byte for byte.
+/// so a hit is used only when the stored key is the same byte for byte.
 #[derive(Default)]
-struct UrlCache(Mutex<HashMap<Uri, (Uri, Url)>>);
+struct UrlCache(Mutex<HashMap<Uri, Url>>);
 
 impl fmt::Debug for UrlCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -87,7 +87,7 @@ impl UrlCache {
             .0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(uri)
+            .get_key_value(uri)
             .filter(|(key, _)| same_bytes(key, uri))
             .map(|(_, url)| url.clone());
         if let Some(url) = cached {
@@ -99,7 +99,9 @@ impl UrlCache {
         if urls.len() >= URL_CACHE_CAPACITY {
             urls.clear();
         }
-        urls.insert(uri.clone(), (uri.clone(), url.clone()));
+        // `insert` would keep an equal but differently spelled old key.
+        urls.remove(uri);
+        urls.insert(uri.clone(), url.clone());
         Ok(url)
     }
 }
@@ -400,5 +402,23 @@ fn root_cause(err: &(dyn StdError + 'static)) -> String {
         // "connection refused" rather than "Connection refused (os error 111)".
         Some(io) if io.raw_os_error().is_some() => io.kind().to_string(),
         _ => root.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_cache_answers_each_spelling_of_the_user_info_with_its_own_url() {
+        let cache = UrlCache::default();
+        let upper: Uri = "http://Alice@example.com/hook".parse().unwrap();
+        let lower: Uri = "http://alice@example.com/hook".parse().unwrap();
+        assert_eq!(upper, lower, "Uri equality ignores the case of user info");
+
+        for _ in 0..2 {
+            assert_eq!(cache.parse(&upper).unwrap().username(), "Alice");
+            assert_eq!(cache.parse(&lower).unwrap().username(), "alice");
+        }
     }
 }

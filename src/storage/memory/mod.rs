@@ -233,7 +233,7 @@ impl Storage for MemoryStore {
         lease_for: Duration,
         limit: usize,
     ) -> Result<Vec<ClaimedDelivery>> {
-        self.write().claim(now, lease_for, limit)
+        Ok(self.write().claim(now, lease_for, limit))
     }
 
     async fn record_attempt(
