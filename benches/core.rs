@@ -227,7 +227,7 @@ fn one_mib_create(field: &str, open: &str, item: &str, close: &str) -> String {
         format!(r#"{{"name": "n", "url": "https://example.com/hook", "{field}": {open}"#);
     let item_len = item.replace("{i}", "000000").len() + 1;
     let mut i = 0;
-    while body.len() + item_len + close.len() + 1 <= DEFAULT_MAX_BODY_BYTES {
+    while body.len() + item_len + close.len() < DEFAULT_MAX_BODY_BYTES {
         if i > 0 {
             body.push(',');
         }

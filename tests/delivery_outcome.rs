@@ -155,16 +155,16 @@ fn detail_of_a_transport_error_has_code_zero_and_a_description() {
         "connection error: connection refused"
     );
     // Which address a name resolved to is for operators, never for tenants.
-    let blocked = Err(TransportError::Blocked(
+    let blocked = TransportError::Blocked(
         "internal.example resolves only to blocked addresses (private)".into(),
-    ));
-    assert_eq!(
-        delivery_detail(&blocked, now()).response_text,
-        "blocked by address policy"
     );
     assert_eq!(
-        blocked.unwrap_err().detail(),
+        blocked.detail(),
         "internal.example resolves only to blocked addresses (private)"
+    );
+    assert_eq!(
+        delivery_detail(&Err(blocked), now()).response_text,
+        "blocked by address policy"
     );
     let long = Err(TransportError::Other("x".repeat(5000)));
     assert_eq!(delivery_detail(&long, now()).response_text.len(), 1024);

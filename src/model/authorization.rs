@@ -35,6 +35,7 @@ pub enum Authorization {
 /// variant ignore extra fields, so `NoAuth` is read as an empty struct.
 #[derive(Deserialize)]
 #[serde(tag = "_type", deny_unknown_fields)]
+#[allow(clippy::enum_variant_names)] // the `_type` values on the wire
 enum StrictAuthorization {
     BasicAuth { username: String, password: String },
     TokenAuth { value: String },
