@@ -41,6 +41,15 @@ async fn send(
         .await
 }
 
+/// `POST {BASE}` with a JSON body.
+async fn post_json(
+    api: &ApiHandler,
+    ctx: RequestContext,
+    body: impl Into<Bytes>,
+) -> Response<Bytes> {
+    send(api, ctx, Method::POST, BASE, Some("application/json"), body).await
+}
+
 fn message(response: &Response<Bytes>) -> String {
     let body: Value = serde_json::from_slice(response.body()).expect("JSON error body");
     body["message"].as_str().expect("message").to_owned()
@@ -49,7 +58,7 @@ fn message(response: &Response<Bytes>) -> String {
 /// A subscription of `ctx`'s organization to patch.
 async fn created_id(api: &ApiHandler, ctx: RequestContext) -> String {
     let body = json!({"name": "n", "url": "https://example.com/hook"}).to_string();
-    let response = send(api, ctx, Method::POST, BASE, Some("application/json"), body).await;
+    let response = post_json(api, ctx, body).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let created: Value = serde_json::from_slice(response.body()).expect("JSON");
     created["data"]["id"].as_str().expect("id").to_owned()
@@ -169,15 +178,7 @@ async fn hostile_one_mib_bodies_answer_400_with_small_bodies() {
 async fn many_unknown_events_list_the_allowed_values_once() {
     let api = handler();
     let body = one_mib_body("events", "[", r#""""#, "]");
-    let response = send(
-        &api,
-        ctx(),
-        Method::POST,
-        BASE,
-        Some("application/json"),
-        body,
-    )
-    .await;
+    let response = post_json(&api, ctx(), body).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let message = message(&response);
     assert_eq!(message.matches("allowed values: ").count(), 1, "{message}");
@@ -188,15 +189,7 @@ async fn many_unknown_events_list_the_allowed_values_once() {
 async fn many_problems_are_cut_to_twenty_and_a_count() {
     let api = handler();
     let body = one_mib_body("events", "[", r#""E{i}""#, "]");
-    let response = send(
-        &api,
-        ctx(),
-        Method::POST,
-        BASE,
-        Some("application/json"),
-        body,
-    )
-    .await;
+    let response = post_json(&api, ctx(), body).await;
     let message = message(&response);
     assert_eq!(message.matches("unknown event `").count(), 20, "{message}");
     assert!(message.contains("; and "), "{message}");
@@ -333,15 +326,7 @@ async fn authorization_with_fields_it_does_not_have_answers_400() {
         json!({"_type": "BasicAuth", "username": "u", "password": "p", "value": "v"}),
     ] {
         let body = json!({"name": "n", "url": "https://a.example", "authorization": authorization});
-        let response = send(
-            &api,
-            ctx(),
-            Method::POST,
-            BASE,
-            Some("application/json"),
-            body.to_string(),
-        )
-        .await;
+        let response = post_json(&api, ctx(), body.to_string()).await;
         assert_eq!(
             response.status(),
             StatusCode::BAD_REQUEST,

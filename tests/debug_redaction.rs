@@ -78,6 +78,20 @@ fn subscription() -> WebhookSubscription {
     }
 }
 
+fn delivery_to(subscription: &WebhookSubscription) -> Delivery {
+    Delivery {
+        id: DeliveryId::new_v4(),
+        organization_id: OrganizationId::new_v4(),
+        subscription_id: subscription.id,
+        event_id: EventId::new_v4(),
+        event_name: "ConversationCreated".to_owned(),
+        payload: Bytes::from_static(b"{}"),
+        attempts: 0,
+        due_at: subscription.created_at,
+        state: DeliveryState::Leased,
+    }
+}
+
 fn create_request(authorization: Authorization) -> CreateWebhookSubscription {
     let mut request = CreateWebhookSubscription::new("n", "https://example.com/hook");
     request.authorization = authorization;
@@ -93,17 +107,7 @@ fn subscriptions_and_claimed_deliveries_hide_headers_and_the_secret() {
 
     let at = subscription.created_at;
     let claimed = ClaimedDelivery {
-        delivery: Delivery {
-            id: DeliveryId::new_v4(),
-            organization_id: OrganizationId::new_v4(),
-            subscription_id: subscription.id,
-            event_id: EventId::new_v4(),
-            event_name: "ConversationCreated".to_owned(),
-            payload: Bytes::from_static(b"{}"),
-            attempts: 0,
-            due_at: at,
-            state: DeliveryState::Leased,
-        },
+        delivery: delivery_to(&subscription),
         subscription: Arc::new(subscription),
         lease: Lease {
             delivery_id: DeliveryId::new_v4(),
@@ -148,17 +152,7 @@ fn delivery_requests_hide_every_subscription_header() {
     use webhook_subscriptions::signature::SignatureScheme;
 
     let subscription = subscription();
-    let delivery = Delivery {
-        id: DeliveryId::new_v4(),
-        organization_id: OrganizationId::new_v4(),
-        subscription_id: subscription.id,
-        event_id: EventId::new_v4(),
-        event_name: "ConversationCreated".to_owned(),
-        payload: Bytes::from_static(b"{}"),
-        attempts: 0,
-        due_at: subscription.created_at,
-        state: DeliveryState::Leased,
-    };
+    let delivery = delivery_to(&subscription);
     let request = build_request(
         &SignatureScheme::default(),
         &subscription,
