@@ -6,11 +6,12 @@
 //!     [--insecure-trust-identity-headers]
 //! ```
 //!
-//! The first line on stdout, once the server accepts connections, starts
-//! with `listening on http://HOST:PORT` (the actual port when `--addr` asks
-//! for port 0), followed by a space and a warning. The request context comes
-//! from the `X-Organization-Id` and `X-User-Id` headers (UUIDs), **trusted
-//! as sent**: anyone who can reach the server can act for any organization.
+//! The first line on stdout, once the server accepts connections, is
+//! `listening on http://HOST:PORT` (the actual port when `--addr` asks for
+//! port 0); a warning about the identity headers goes to stderr at the same
+//! moment. The request context comes from the `X-Organization-Id` and
+//! `X-User-Id` headers (UUIDs), **trusted as sent**: anyone who can reach
+//! the server can act for any organization.
 //! A real host must authenticate callers and derive the context itself, so
 //! the example binds only loopback addresses unless
 //! `--insecure-trust-identity-headers` is given. SIGINT or SIGTERM stops the
@@ -19,7 +20,7 @@
 //!
 //! A client must send its request headers within 10 s and the whole
 //! request must be answered within 30 s (slow clients cannot hold
-//! connections open); request bodies must be sent as `application/json`.
+//! connections open); REST request bodies must be sent as `application/json`.
 //!
 //! Besides the REST API, an example-only route lets you publish events:
 //! `POST /v1/events` with `{"event": NAME, "data": {...}, "eventId": UUID,
@@ -28,7 +29,8 @@
 //! transport runs in the same process:
 //!
 //! - `--allow-private-targets` lets it deliver to loopback and private
-//!   addresses (refused by default);
+//!   addresses, and the API accept URLs with such literal hosts (both
+//!   refused by default);
 //! - `--retry-delays-ms` sets the delays between attempts (no jitter);
 //! - `--lease-ms` sets its lease; each attempt may take up to
 //!   `min(15 s, lease - 5 s)`.
@@ -75,9 +77,9 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long reading a request body and answering it may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Said on the start-up line: the identity headers are not authenticated.
-const TRUST_WARNING: &str = "(X-Organization-Id and X-User-Id are trusted as sent; \
-a real host must authenticate callers)";
+/// Said at start-up: the identity headers are not authenticated.
+const TRUST_WARNING: &str = "warning: X-Organization-Id and X-User-Id are trusted as sent; \
+a real host must authenticate callers and derive the request context itself";
 
 /// The command line.
 #[derive(Debug)]
@@ -360,9 +362,9 @@ async fn run(options: Options) -> Result<(), String> {
     {
         use std::io::Write as _;
         let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "listening on http://{local} {TRUST_WARNING}")
-            .map_err(|e| e.to_string())?;
+        writeln!(stdout, "listening on http://{local}").map_err(|e| e.to_string())?;
         stdout.flush().map_err(|e| e.to_string())?;
+        eprintln!("{TRUST_WARNING}");
     }
 
     let mut connections = JoinSet::new();

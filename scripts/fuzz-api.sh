@@ -57,7 +57,6 @@ for _ in $(seq 1 240); do
     line=$(head -n 1 "$WORK/server.out")
     if [[ "$line" == "listening on http://"* ]]; then
         URL=${line#listening on }
-        URL=${URL%% *}
         break
     fi
     sleep 0.5
