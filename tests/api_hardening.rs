@@ -339,3 +339,24 @@ async fn authorization_with_fields_it_does_not_have_answers_400() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_url_with_a_literal_blocked_host_answers_400_at_once() {
+    let api = handler();
+    for url in [
+        "http://127.0.0.1:8080/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[fd00::1]/hook",
+    ] {
+        let body = json!({"name": "n", "url": url}).to_string();
+        let response = post_json(&api, ctx(), body).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{url}");
+        let message = message(&response);
+        assert!(
+            message
+                .starts_with("Validation failure during Webhook Subscription creation: url: host ")
+                && message.contains("which deliveries may not reach"),
+            "{url}: {message}"
+        );
+    }
+}
