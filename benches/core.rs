@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the hot paths: signing (against a bare HMAC-SHA256 +
 //! hex of the same bytes), building a delivery request, validating a create
-//! request, publish fan-out, and MemoryStore claim/record cycles.
+//! request, publish fan-out, MemoryStore claim/record cycles, and the REST
+//! handler refusing hostile 1 MiB bodies.
 //!
 //! `cargo bench --bench core`; `examples/bench.rs` prints the headline ratios.
 
@@ -15,6 +16,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::json;
 use sha2::Sha256;
 use tokio::runtime::Runtime;
+use webhook_subscriptions::api::{ApiHandler, DEFAULT_MAX_BODY_BYTES};
 use webhook_subscriptions::delivery::build_request;
 use webhook_subscriptions::model::{
     Authorization, CreateWebhookSubscription, Delivery, DeliveryDetail, DeliveryId, DeliveryState,
@@ -24,7 +26,7 @@ use webhook_subscriptions::model::{
 use webhook_subscriptions::signature::{hex, sign_timestamped, SignatureScheme};
 use webhook_subscriptions::storage::{MemoryStore, Storage};
 use webhook_subscriptions::validate::Validator;
-use webhook_subscriptions::WebhookService;
+use webhook_subscriptions::{RequestContext, WebhookService};
 
 const KEY: [u8; 32] = [0x5a; 32];
 const T_MS: i64 = 1_748_264_463_123;
@@ -218,12 +220,79 @@ fn claim_record(c: &mut Criterion) {
     });
 }
 
+/// A create body whose `field` is `open item,item,... close`, filled to
+/// just under the 1 MiB body limit; `{i}` in `item` becomes a counter.
+fn one_mib_create(field: &str, open: &str, item: &str, close: &str) -> String {
+    let mut body =
+        format!(r#"{{"name": "n", "url": "https://example.com/hook", "{field}": {open}"#);
+    let item_len = item.replace("{i}", "000000").len() + 1;
+    let mut i = 0;
+    while body.len() + item_len + close.len() < DEFAULT_MAX_BODY_BYTES {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&item.replace("{i}", &format!("{i:06}")));
+        i += 1;
+    }
+    body.push_str(close);
+    body.push('}');
+    body
+}
+
+/// The whole handler (media type, JSON, validation, error rendering) on
+/// 1 MiB bodies built to make errors large; each answers 400.
+fn hostile_bodies(c: &mut Criterion) {
+    let rt = Runtime::new().unwrap();
+    let api = ApiHandler::new(WebhookService::default());
+    let ctx = RequestContext::new(OrganizationId::new_v4(), UserId::new_v4());
+    let long = "a".repeat(DEFAULT_MAX_BODY_BYTES - 100);
+    let shapes = [
+        ("empty_events", one_mib_create("events", "[", r#""""#, "]")),
+        (
+            "distinct_events",
+            one_mib_create("events", "[", r#""E{i}""#, "]"),
+        ),
+        (
+            "bad_headers",
+            one_mib_create("customHeaders", "{", r#""H {i}": "v\n""#, "}"),
+        ),
+        (
+            "deep_nesting",
+            format!(
+                r#"{{"name": {}{}}}"#,
+                "[".repeat(500_000),
+                "]".repeat(500_000)
+            ),
+        ),
+        ("long_unknown_field", format!(r#"{{"{long}": 1}}"#)),
+    ];
+    let mut group = c.benchmark_group("hostile_body_1mib");
+    group.sample_size(10);
+    for (shape, body) in shapes {
+        let body = Bytes::from(body);
+        group.throughput(Throughput::Bytes(body.len() as u64));
+        group.bench_function(shape, |b| {
+            b.iter(|| {
+                let request = http::Request::post("/v1/webhooks")
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .unwrap();
+                let response = rt.block_on(api.handle(Ok(ctx), request));
+                assert_eq!(response.status(), 400);
+                assert!(response.body().len() < 16 * 1024);
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     signing,
     request_building,
     validation,
     fanout,
-    claim_record
+    claim_record,
+    hostile_bodies
 );
 criterion_main!(benches);

@@ -25,6 +25,7 @@ use webhook_subscriptions::model::{
 use webhook_subscriptions::signature::{SignatureScheme, DEFAULT_TOLERANCE};
 use webhook_subscriptions::storage::MemoryStore;
 use webhook_subscriptions::transport::{AddressPolicy, HttpTransport, IpNetwork};
+use webhook_subscriptions::validate::Validator;
 use webhook_subscriptions::{Clock, RequestContext, SystemClock, WebhookService};
 
 /// What the receiver saw: headers and body of every request.
@@ -38,9 +39,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let received: Received = Arc::default();
     tokio::spawn(serve(listener, received.clone()));
 
-    // 2. The service, on the in-memory store.
+    // 2. The service, on the in-memory store. The SSRF guard stays on; only
+    //    the loopback receiver of this example is allowed, both when a URL is
+    //    validated and when a delivery connects.
+    let address_policy = AddressPolicy::default()
+        .allow_network(IpNetwork::new(std::net::Ipv4Addr::LOCALHOST.into(), 32)?);
     let store = Arc::new(MemoryStore::new());
-    let service = WebhookService::builder(store.clone()).build();
+    let service = WebhookService::builder(store.clone())
+        .validator(Validator::default().with_address_policy(address_policy.clone()))
+        .build();
     let ctx = RequestContext::new(OrganizationId::new_v4(), UserId::new_v4());
     let request: CreateWebhookSubscription = serde_json::from_value(json!({
         "name": "Quickstart receiver",
@@ -72,14 +79,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .await?;
     }
 
-    // 4. A worker with the real HTTP transport. The SSRF guard stays on; only
-    //    the loopback receiver of this example is allowed.
+    // 4. A worker with the real HTTP transport and the same address policy.
     let transport = HttpTransport::builder()
         .timeout(Duration::from_secs(5))
-        .address_policy(
-            AddressPolicy::default()
-                .allow_network(IpNetwork::new(std::net::Ipv4Addr::LOCALHOST.into(), 32)?),
-        )
+        .address_policy(address_policy)
         .build()?;
     let worker = Worker::builder(store, Arc::new(transport))
         .retry_policy(RetryPolicy::new(vec![Duration::from_millis(300)], 0.0)?)

@@ -3,14 +3,24 @@
 //! ```text
 //! cargo run --example server -- [--addr HOST:PORT] [--allow-private-targets]
 //!     [--retry-delays-ms 100,200,...] [--database-url URL] [--lease-ms N]
+//!     [--insecure-trust-identity-headers]
 //! ```
 //!
 //! The first line on stdout, once the server accepts connections, is
 //! `listening on http://HOST:PORT` (the actual port when `--addr` asks for
-//! port 0). The request context comes from the `X-Organization-Id` and
-//! `X-User-Id` headers (UUIDs). SIGINT or SIGTERM stops the server after the
-//! requests in flight are answered, and the delivery worker after the
-//! attempts in flight are recorded.
+//! port 0); a warning about the identity headers goes to stderr at the same
+//! moment. The request context comes from the `X-Organization-Id` and
+//! `X-User-Id` headers (UUIDs), **trusted as sent**: anyone who can reach
+//! the server can act for any organization.
+//! A real host must authenticate callers and derive the context itself, so
+//! the example binds only loopback addresses unless
+//! `--insecure-trust-identity-headers` is given. SIGINT or SIGTERM stops the
+//! server after the requests in flight are answered, and the delivery worker
+//! after the attempts in flight are recorded.
+//!
+//! A client must send its request headers within 10 s and the whole
+//! request must be answered within 30 s (slow clients cannot hold
+//! connections open); REST request bodies must be sent as `application/json`.
 //!
 //! Besides the REST API, an example-only route lets you publish events:
 //! `POST /v1/events` with `{"event": NAME, "data": {...}, "eventId": UUID,
@@ -19,7 +29,8 @@
 //! transport runs in the same process:
 //!
 //! - `--allow-private-targets` lets it deliver to loopback and private
-//!   addresses (refused by default);
+//!   addresses, and the API accept URLs with such literal hosts (both
+//!   refused by default);
 //! - `--retry-delays-ms` sets the delays between attempts (no jitter);
 //! - `--lease-ms` sets its lease; each attempt may take up to
 //!   `min(15 s, lease - 5 s)`.
@@ -31,6 +42,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
@@ -39,7 +51,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -49,13 +61,25 @@ use uuid::Uuid;
 use webhook_subscriptions::api::ApiHandler;
 use webhook_subscriptions::model::{Event, Organization};
 use webhook_subscriptions::storage::{MemoryStore, Storage};
+use webhook_subscriptions::transport::AddressPolicy;
+use webhook_subscriptions::validate::Validator;
 use webhook_subscriptions::{Error, RequestContext, WebhookService};
 
 /// The example-only route that publishes an event.
 const EVENTS_PATH: &str = "/v1/events";
 
 const USAGE: &str = "usage: server [--addr HOST:PORT] [--allow-private-targets] \
-[--retry-delays-ms MS,MS,...] [--database-url URL] [--lease-ms N]";
+[--retry-delays-ms MS,MS,...] [--database-url URL] [--lease-ms N] \
+[--insecure-trust-identity-headers]";
+
+/// How long a client may take to send its request headers (slowloris).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long reading a request body and answering it may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Said at start-up: the identity headers are not authenticated.
+const TRUST_WARNING: &str = "warning: X-Organization-Id and X-User-Id are trusted as sent; \
+a real host must authenticate callers and derive the request context itself";
 
 /// The command line.
 #[derive(Debug)]
@@ -67,6 +91,7 @@ struct Options {
     retry_delays_ms: Option<Vec<u64>>,
     database_url: Option<String>,
     lease_ms: Option<u64>,
+    insecure_trust_identity_headers: bool,
 }
 
 impl Options {
@@ -77,6 +102,7 @@ impl Options {
             retry_delays_ms: None,
             database_url: None,
             lease_ms: None,
+            insecure_trust_identity_headers: false,
         };
         while let Some(arg) = args.next() {
             // Both `--flag value` and `--flag=value`.
@@ -107,6 +133,9 @@ impl Options {
                 "--lease-ms" => {
                     let lease = value()?.parse().map_err(|e| format!("--lease-ms: {e}"))?;
                     options.lease_ms = Some(lease);
+                }
+                "--insecure-trust-identity-headers" if inline.is_none() => {
+                    options.insecure_trust_identity_headers = true;
                 }
                 "--help" | "-h" => return Err(USAGE.to_owned()),
                 _ => return Err(format!("unknown argument `{flag}`\n{USAGE}")),
@@ -150,19 +179,37 @@ async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, hyper::Err
     Ok(buffer.freeze())
 }
 
+/// Serves one request, answering 408 when reading and answering it takes
+/// longer than [`REQUEST_TIMEOUT`] (a client trickling its body).
 async fn serve(
     api: Arc<ApiHandler>,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let response = match tokio::time::timeout(REQUEST_TIMEOUT, respond(&api, request)).await {
+        Ok(response) => response?,
+        Err(_) => {
+            let message = format!(
+                "Request Timeout: the request was not received and answered within {} s",
+                REQUEST_TIMEOUT.as_secs()
+            );
+            json_response(StatusCode::REQUEST_TIMEOUT, &json!({"message": message}))
+        }
+    };
+    Ok(response.map(Full::new))
+}
+
+async fn respond(
+    api: &ApiHandler,
+    request: Request<Incoming>,
+) -> Result<Response<Bytes>, hyper::Error> {
     let (parts, body) = request.into_parts();
     let body = read_body(body, api.max_body_bytes()).await?;
     let ctx = context_from_headers(&parts.headers);
-    let response = if parts.uri.path() == EVENTS_PATH {
-        publish_event(&api, &parts.method, ctx, &body).await
+    Ok(if parts.uri.path() == EVENTS_PATH {
+        publish_event(api, &parts.method, ctx, &body).await
     } else {
         api.handle(ctx, Request::from_parts(parts, body)).await
-    };
-    Ok(response.map(Full::new))
+    })
 }
 
 /// The body of `POST /v1/events`.
@@ -282,24 +329,42 @@ async fn shutdown_signal() {
 
 async fn run(options: Options) -> Result<(), String> {
     let storage = open_store(options.database_url.as_deref()).await?;
-    let service = WebhookService::builder(storage.clone()).build();
+    // Validation refuses URLs the worker's transport would refuse anyway.
+    let address_policy = if options.allow_private_targets {
+        AddressPolicy::allow_all()
+    } else {
+        AddressPolicy::default()
+    };
+    let service = WebhookService::builder(storage.clone())
+        .validator(Validator::default().with_address_policy(address_policy.clone()))
+        .build();
     let api = ApiHandler::builder(service)
+        .require_content_type(true)
         .on_internal_error(|e| eprintln!("internal error: {e:?}"))
         .build()
         .map_err(|e| e.to_string())?;
     let api = Arc::new(api);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let worker = start_worker(&options, storage, stop_rx.clone())?;
 
     let listener = TcpListener::bind(&options.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", options.addr))?;
     let local: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
+    if !local.ip().is_loopback() && !options.insecure_trust_identity_headers {
+        return Err(format!(
+            "refusing to listen on {local}: this example trusts the X-Organization-Id and \
+             X-User-Id headers as sent, so anyone who reaches it can act for any \
+             organization; bind a loopback address, or pass \
+             --insecure-trust-identity-headers behind a proxy that authenticates callers"
+        ));
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let worker = start_worker(&options, address_policy, storage, stop_rx.clone())?;
     {
         use std::io::Write as _;
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on http://{local}").map_err(|e| e.to_string())?;
         stdout.flush().map_err(|e| e.to_string())?;
+        eprintln!("{TRUST_WARNING}");
     }
 
     let mut connections = JoinSet::new();
@@ -321,6 +386,8 @@ async fn run(options: Options) -> Result<(), String> {
                 connections.spawn(async move {
                     let service = service_fn(move |request| serve(api.clone(), request));
                     let connection = http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(HEADER_READ_TIMEOUT)
                         .serve_connection(TokioIo::new(stream), service);
                     tokio::pin!(connection);
                     tokio::select! {
@@ -372,13 +439,12 @@ async fn open_store(database_url: Option<&str>) -> Result<Arc<dyn Storage>, Stri
 #[cfg(feature = "http-client")]
 fn start_worker(
     options: &Options,
+    address_policy: AddressPolicy,
     storage: Arc<dyn Storage>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, String> {
-    use std::time::Duration;
-
     use webhook_subscriptions::delivery::{RetryPolicy, Worker, LEASE_MARGIN};
-    use webhook_subscriptions::transport::{AddressPolicy, HttpTransport};
+    use webhook_subscriptions::transport::HttpTransport;
 
     const MAX_ATTEMPT_TIME: Duration = Duration::from_secs(15);
 
@@ -402,11 +468,6 @@ fn start_worker(
                 )
             })?
             .min(MAX_ATTEMPT_TIME),
-    };
-    let address_policy = if options.allow_private_targets {
-        AddressPolicy::allow_all()
-    } else {
-        AddressPolicy::default()
     };
     let transport = HttpTransport::builder()
         .timeout(timeout)
@@ -440,6 +501,7 @@ fn start_worker(
 #[cfg(not(feature = "http-client"))]
 fn start_worker(
     _options: &Options,
+    _address_policy: AddressPolicy,
     _storage: Arc<dyn Storage>,
     _stop: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, String> {

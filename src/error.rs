@@ -54,24 +54,57 @@ impl fmt::Display for FieldError {
     }
 }
 
-/// All problems found in one request (never empty when inside an [`Error`]).
+/// Most problems a [`ValidationErrors`] keeps; later ones are only counted,
+/// so a hostile request cannot make an error (or its response) large.
+pub const MAX_REPORTED_ERRORS: usize = 20;
+
+/// The problems found in one request (never empty when inside an
+/// [`Error`]): the first [`MAX_REPORTED_ERRORS`], and how many more there were.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ValidationErrors(pub Vec<FieldError>);
+pub struct ValidationErrors {
+    errors: Vec<FieldError>,
+    omitted: usize,
+}
 
 impl ValidationErrors {
-    /// Records a problem with `field`.
+    /// Records a problem with `field` (only counted once the list is full).
     pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError::new(field, message));
+        if self.is_full() {
+            self.omitted += 1;
+        } else {
+            self.errors.push(FieldError::new(field, message));
+        }
+    }
+
+    /// Counts one more problem without recording it (the list is full).
+    pub(crate) fn omit(&mut self) {
+        self.omitted += 1;
+    }
+
+    /// Whether further problems are only counted; callers can skip
+    /// building messages nobody will see.
+    pub fn is_full(&self) -> bool {
+        self.errors.len() >= MAX_REPORTED_ERRORS
     }
 
     /// Whether no problem was recorded.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.errors.is_empty()
     }
 
-    /// The recorded problems.
+    /// The recorded problems (at most [`MAX_REPORTED_ERRORS`]).
     pub fn errors(&self) -> &[FieldError] {
-        &self.0
+        &self.errors
+    }
+
+    /// How many problems were found beyond the recorded ones.
+    pub fn omitted(&self) -> usize {
+        self.omitted
+    }
+
+    /// Every problem found, recorded or not.
+    pub fn len(&self) -> usize {
+        self.errors.len() + self.omitted
     }
 
     /// `Ok(())` when empty, otherwise the validation error for `operation`.
@@ -89,11 +122,14 @@ impl ValidationErrors {
 
 impl fmt::Display for ValidationErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
+        for (i, e) in self.errors.iter().enumerate() {
             if i > 0 {
                 f.write_str("; ")?;
             }
             write!(f, "{e}")?;
+        }
+        if self.omitted > 0 {
+            write!(f, "; and {} more", self.omitted)?;
         }
         Ok(())
     }
@@ -167,10 +203,36 @@ impl Error {
             Error::InvalidConfiguration(_) | Error::Internal(_) => {
                 "Internal Server Error".to_owned()
             }
-            other => other.to_string(),
+            other => cap_message(other.to_string()),
         };
         ErrorBody { message }
     }
+}
+
+/// The most bytes an error message takes once escaped in a JSON body, so
+/// an error response stays small whatever the input echoed in it.
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 8 * 1024;
+
+/// `message` cut (on a character boundary, marked with `…`) so its JSON
+/// string form, quotes and escapes included, fits [`MAX_ERROR_MESSAGE_BYTES`].
+fn cap_message(mut message: String) -> String {
+    const ELLIPSIS: char = '…';
+    // Room for the surrounding quotes and the ellipsis.
+    let budget = MAX_ERROR_MESSAGE_BYTES - 2 - ELLIPSIS.len_utf8();
+    let mut used = 0;
+    for (at, c) in message.char_indices() {
+        used += match c {
+            '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+            c if c < ' ' => 6,
+            c => c.len_utf8(),
+        };
+        if used > budget {
+            message.truncate(at);
+            message.push(ELLIPSIS);
+            break;
+        }
+    }
+    message
 }
 
 /// The `{"message": "..."}` body of every error response.

@@ -17,7 +17,10 @@ pub mod transport;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use context::RequestContext;
-pub use error::{BoxError, Error, ErrorBody, FieldError, Operation, Result, ValidationErrors};
+pub use error::{
+    BoxError, Error, ErrorBody, FieldError, Operation, Result, ValidationErrors,
+    MAX_ERROR_MESSAGE_BYTES, MAX_REPORTED_ERRORS,
+};
 pub mod service;
 pub mod validate;
 

@@ -2,14 +2,19 @@
 //! request into checked values, reporting every problem with the field it is in.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
+use url::Host;
 
 use crate::error::{Error, Operation, Result, ValidationErrors};
 use crate::model::{
     Authorization, CreateWebhookSubscription, EventCatalogue, PatchWebhookSubscription,
-    SubscriptionChange, UserId, AUTHORIZATION_HEADER,
+    RedactedHeaders, SubscriptionChange, UserId, AUTHORIZATION_HEADER,
 };
+use crate::signature::{SignatureScheme, StandardWebhooksScheme};
+use crate::transport::AddressPolicy;
 
 /// Longest accepted subscription name, in characters after trimming.
 pub const MAX_NAME_CHARS: usize = 255;
@@ -25,7 +30,8 @@ pub const MAX_HEADER_VALUE_BYTES: usize = 4096;
 pub const MAX_CREDENTIAL_BYTES: usize = 4096;
 
 /// Header names no custom header may use (compared case-insensitively), on
-/// top of the signature scheme's own headers.
+/// top of the headers of every built-in signature scheme (with their
+/// default names) and of the configured one.
 pub const ALWAYS_RESERVED_HEADERS: &[&str] = &[
     "authorization",
     "content-type",
@@ -34,15 +40,23 @@ pub const ALWAYS_RESERVED_HEADERS: &[&str] = &[
     "transfer-encoding",
     "connection",
     "user-agent",
+    // Cloud metadata services trust these as proof that a request is not forwarded.
+    "metadata",
+    "metadata-flavor",
+    "x-aws-ec2-metadata-token",
+    "x-aws-ec2-metadata-token-ttl-seconds",
 ];
 
 /// A checked create request, ready to become a subscription.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Debug` shows header names but not their values.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ValidCreate {
     /// Trimmed name.
     pub name: String,
-    /// The URL as given.
+    /// The URL in normalised form (as `url::Url` writes it: host in
+    /// lowercase and punycode, special characters percent-encoded).
     pub url: String,
     /// Event names (catalogue members, no duplicates, request order).
     pub events: Vec<String>,
@@ -52,35 +66,68 @@ pub struct ValidCreate {
     pub enabled: bool,
 }
 
-/// Validates requests against an event catalogue and a set of reserved headers.
+impl fmt::Debug for ValidCreate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ValidCreate")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field("headers", &RedactedHeaders(&self.headers))
+            .field("enabled", &self.enabled)
+            .finish()
+    }
+}
+
+/// Validates requests against an event catalogue, a set of reserved headers
+/// and the address policy deliveries will be held to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Validator {
     catalogue: EventCatalogue,
     /// Lowercase names refused as custom headers.
     reserved_headers: BTreeSet<String>,
+    address_policy: AddressPolicy,
 }
 
 impl Validator {
-    /// A validator for `catalogue` that reserves [`ALWAYS_RESERVED_HEADERS`]
-    /// plus `scheme_headers` (the signature scheme's header names).
+    /// A validator for `catalogue` that reserves [`ALWAYS_RESERVED_HEADERS`],
+    /// the headers of every built-in signature scheme with their default
+    /// names, and `scheme_headers` (the configured scheme's header names).
+    /// URLs are held to [`AddressPolicy::default`].
     pub fn new<I, S>(catalogue: EventCatalogue, scheme_headers: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
+        // A host may switch schemes later; a header saved now must not
+        // collide with the signature headers of any of them.
+        let built_in = SignatureScheme::default()
+            .reserved_header_names()
+            .into_iter()
+            .chain(StandardWebhooksScheme::default().reserved_header_names());
         let reserved_headers = ALWAYS_RESERVED_HEADERS
             .iter()
             .map(|s| (*s).to_owned())
             .chain(
-                scheme_headers
-                    .into_iter()
-                    .map(|s| s.as_ref().to_ascii_lowercase()),
+                built_in
+                    .chain(scheme_headers.into_iter().map(|s| s.as_ref().to_owned()))
+                    .map(|s| s.to_ascii_lowercase()),
             )
             .collect();
         Self {
             catalogue,
             reserved_headers,
+            address_policy: AddressPolicy::default(),
         }
+    }
+
+    /// Refuses URLs whose host is a literal IP address, or whose port,
+    /// `policy` would not let a delivery reach; use the same policy as the
+    /// transport. Host names are left to the transport, which checks every
+    /// address they resolve to.
+    #[must_use]
+    pub fn with_address_policy(mut self, policy: AddressPolicy) -> Self {
+        self.address_policy = policy;
+        self
     }
 
     /// The catalogue event names are checked against.
@@ -88,11 +135,16 @@ impl Validator {
         &self.catalogue
     }
 
+    /// The address policy URLs are checked against.
+    pub fn address_policy(&self) -> &AddressPolicy {
+        &self.address_policy
+    }
+
     /// Checks a create request; on failure the error lists every problem.
     pub fn validate_create(&self, request: &CreateWebhookSubscription) -> Result<ValidCreate> {
         let mut errors = ValidationErrors::default();
         let name = check_name(&request.name, &mut errors);
-        check_url(&request.url, &mut errors);
+        let url = self.check_url(&request.url, &mut errors);
         self.check_events(&request.events, &mut errors);
         let authorization = check_authorization(&request.authorization, &mut errors);
         self.check_custom_headers(&request.custom_headers, &mut errors);
@@ -104,7 +156,7 @@ impl Validator {
         }
         Ok(ValidCreate {
             name,
-            url: request.url.clone(),
+            url,
             events: request.events.clone(),
             headers,
             enabled: request.enabled,
@@ -125,8 +177,7 @@ impl Validator {
             change.name = Some(check_name(name, &mut errors));
         }
         if let Some(url) = present(&request.url, "url", &mut errors) {
-            check_url(url, &mut errors);
-            change.url = Some(url.clone());
+            change.url = Some(self.check_url(url, &mut errors));
         }
         if let Some(events) = present(&request.events, "events", &mut errors) {
             self.check_events(events, &mut errors);
@@ -162,22 +213,65 @@ impl Validator {
         }
     }
 
+    /// Reports each bad value once, at its first position, with how often it
+    /// occurs, and the allowed values once: the error stays small however
+    /// long the list.
     fn check_events(&self, events: &[String], errors: &mut ValidationErrors) {
-        let mut seen = BTreeSet::new();
-        for (i, event) in events.iter().enumerate() {
-            let field = format!("events[{i}]");
-            if !self.catalogue.contains(event) {
-                errors.push(
-                    field,
-                    format!(
-                        "unknown event `{}`; allowed values: {}",
-                        printable(event),
-                        self.catalogue.allowed_list()
-                    ),
-                );
-            } else if !seen.insert(event.as_str()) {
-                errors.push(field, format!("duplicate event `{event}`"));
+        struct Problem<'a> {
+            index: usize,
+            event: &'a str,
+            known: bool,
+            count: usize,
+        }
+        // Positions grouped by value, each group in request order (the sort
+        // is stable): cheaper than hashing every entry of a huge list.
+        let mut order: Vec<usize> = (0..events.len()).collect();
+        order.sort_by_key(|&i| events[i].as_str());
+        let mut problems: Vec<Problem<'_>> = order
+            .chunk_by(|&a, &b| events[a] == events[b])
+            .filter_map(|group| {
+                let event = events[group[0]].as_str();
+                let known = self.catalogue.contains(event);
+                match (known, group) {
+                    (true, [_]) => None,
+                    (true, [_, again, ..]) => Some(Problem {
+                        index: *again,
+                        event,
+                        known,
+                        count: group.len() - 1,
+                    }),
+                    _ => Some(Problem {
+                        index: group[0],
+                        event,
+                        known,
+                        count: group.len(),
+                    }),
+                }
+            })
+            .collect();
+        problems.sort_unstable_by_key(|problem| problem.index);
+        let mut allowed_listed = false;
+        for problem in problems {
+            if errors.is_full() {
+                errors.omit();
+                continue;
             }
+            let event = printable(problem.event);
+            let mut message = if problem.known {
+                format!("duplicate event `{event}`")
+            } else {
+                format!("unknown event `{event}`")
+            };
+            if problem.count > 1 {
+                let given = if problem.known { "repeated" } else { "given" };
+                message.push_str(&format!(" ({given} {} times)", problem.count));
+            }
+            if !problem.known && !allowed_listed {
+                allowed_listed = true;
+                message.push_str("; allowed values: ");
+                message.push_str(&self.catalogue.allowed_list());
+            }
+            errors.push(format!("events[{}]", problem.index), message);
         }
     }
 
@@ -197,15 +291,25 @@ impl Validator {
         }
         let mut seen = BTreeSet::new();
         for (name, value) in headers {
+            if errors.is_full() {
+                // Only counted from here on; skip building messages.
+                errors.omit();
+                continue;
+            }
             let field = format!("customHeaders.{}", printable(name));
             let lower = name.to_ascii_lowercase();
             if let Err(why) = check_header_name(name) {
                 errors.push(field.clone(), why);
             } else if self.reserved_headers.contains(&lower) {
-                let hint = if lower == "authorization" {
-                    "; use the `authorization` field"
-                } else {
-                    ""
+                let hint = match lower.as_str() {
+                    "authorization" => "; use the `authorization` field",
+                    "metadata"
+                    | "metadata-flavor"
+                    | "x-aws-ec2-metadata-token"
+                    | "x-aws-ec2-metadata-token-ttl-seconds" => {
+                        "; cloud metadata services trust it"
+                    }
+                    _ => "",
                 };
                 errors.push(
                     field.clone(),
@@ -266,39 +370,74 @@ fn check_name(name: &str, errors: &mut ValidationErrors) -> String {
     trimmed.to_owned()
 }
 
-fn check_url(raw: &str, errors: &mut ValidationErrors) {
-    if let Err(why) = url_problem(raw) {
-        errors.push("url", why);
+impl Validator {
+    /// The normalised URL, or `raw` after recording why it cannot be used.
+    fn check_url(&self, raw: &str, errors: &mut ValidationErrors) -> String {
+        match self.url_problem(raw) {
+            Ok(url) => url,
+            Err(why) => {
+                errors.push("url", why);
+                raw.to_owned()
+            }
+        }
     }
-}
 
-fn url_problem(raw: &str) -> std::result::Result<(), String> {
-    const ABSOLUTE: &str = "must be an absolute http or https URL";
-    if raw.len() > MAX_URL_BYTES {
-        return Err(format!(
-            "must be at most {MAX_URL_BYTES} bytes, got {}",
-            raw.len()
-        ));
+    fn url_problem(&self, raw: &str) -> std::result::Result<String, String> {
+        const ABSOLUTE: &str = "must be an absolute http or https URL";
+        if raw.len() > MAX_URL_BYTES {
+            return Err(format!(
+                "must be at most {MAX_URL_BYTES} bytes, got {}",
+                raw.len()
+            ));
+        }
+        // The URL parser silently drops tabs, newlines and surrounding spaces;
+        // refuse them so the stored URL is exactly the one that was checked.
+        if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err("must not contain whitespace or control characters".to_owned());
+        }
+        let url = url::Url::parse(raw).map_err(|e| format!("{ABSOLUTE} ({e})"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ABSOLUTE.to_owned());
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err("must have a host".to_owned());
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(
+                "must not contain user information (use the authorization field)".to_owned(),
+            );
+        }
+        if url.fragment().is_some() {
+            return Err("must not contain a fragment".to_owned());
+        }
+        let ip = match url.host() {
+            Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            _ => None,
+        };
+        if let Some(ip) = ip {
+            self.address_policy.check(ip).map_err(|reason| {
+                format!("host {ip} is a {reason} address, which deliveries may not reach")
+            })?;
+        }
+        if let Some(port) = url.port_or_known_default() {
+            if !self.address_policy.port_allowed(port) {
+                return Err(format!("port {port} is not allowed for deliveries"));
+            }
+        }
+        // Stored and sent in this form, so it must still fit and be a valid
+        // HTTP request target (percent-encoding can lengthen it).
+        let normalised = String::from(url);
+        if normalised.len() > MAX_URL_BYTES {
+            return Err(format!(
+                "must be at most {MAX_URL_BYTES} bytes once normalised, got {}",
+                normalised.len()
+            ));
+        }
+        http::Uri::try_from(normalised.as_str())
+            .map_err(|e| format!("cannot be sent as an HTTP request target ({e})"))?;
+        Ok(normalised)
     }
-    // The URL parser silently drops tabs, newlines and surrounding spaces;
-    // refuse them so the stored URL is exactly the one that was checked.
-    if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err("must not contain whitespace or control characters".to_owned());
-    }
-    let url = url::Url::parse(raw).map_err(|e| format!("{ABSOLUTE} ({e})"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(ABSOLUTE.to_owned());
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err("must have a host".to_owned());
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("must not contain user information (use the authorization field)".to_owned());
-    }
-    if url.fragment().is_some() {
-        return Err("must not contain a fragment".to_owned());
-    }
-    Ok(())
 }
 
 /// Checks credentials and returns the `Authorization` header value they produce.

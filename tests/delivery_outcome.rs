@@ -154,10 +154,17 @@ fn detail_of_a_transport_error_has_code_zero_and_a_description() {
         delivery_detail(&refused, now()).response_text,
         "connection error: connection refused"
     );
-    let blocked = Err(TransportError::Blocked("10.0.0.1 is private".into()));
+    // Which address a name resolved to is for operators, never for tenants.
+    let blocked = TransportError::Blocked(
+        "internal.example resolves only to blocked addresses (private)".into(),
+    );
     assert_eq!(
-        delivery_detail(&blocked, now()).response_text,
-        "blocked by address policy: 10.0.0.1 is private"
+        blocked.detail(),
+        "internal.example resolves only to blocked addresses (private)"
+    );
+    assert_eq!(
+        delivery_detail(&Err(blocked), now()).response_text,
+        "blocked by address policy"
     );
     let long = Err(TransportError::Other("x".repeat(5000)));
     assert_eq!(delivery_detail(&long, now()).response_text.len(), 1024);

@@ -67,3 +67,39 @@ fn internal_details_never_reach_the_body() {
     let source = std::error::Error::source(&error).expect("has a source");
     assert!(source.to_string().contains("hunter2"));
 }
+
+#[test]
+fn error_bodies_stay_small_whatever_the_message() {
+    for detail in [
+        "a".repeat(1 << 20),
+        "\u{1}".repeat(1 << 20),
+        "\"\\".repeat(1 << 19),
+        "é".repeat(1 << 19),
+    ] {
+        let body = serde_json::to_vec(&Error::InvalidBody(detail).body()).expect("serializes");
+        assert!(body.len() < 16 * 1024, "{} bytes", body.len());
+        let parsed: serde_json::Value = serde_json::from_slice(&body).expect("valid JSON");
+        let message = parsed["message"].as_str().expect("message");
+        assert!(message.starts_with("Invalid value for: body: "));
+        assert!(message.ends_with('…'), "a cut message says so");
+    }
+    let short = Error::InvalidBody("short".into()).body().message;
+    assert_eq!(short, "Invalid value for: body: short");
+}
+
+#[test]
+fn validation_errors_keep_the_first_twenty_and_count_the_rest() {
+    let mut errors = ValidationErrors::default();
+    for i in 0..25 {
+        errors.push(format!("f{i}"), "bad");
+    }
+    assert_eq!(
+        errors.errors().len(),
+        webhook_subscriptions::MAX_REPORTED_ERRORS
+    );
+    assert_eq!(errors.omitted(), 5);
+    assert_eq!(errors.len(), 25);
+    let text = errors.to_string();
+    assert!(text.starts_with("f0: bad; f1: bad"), "{text}");
+    assert!(text.ends_with("f19: bad; and 5 more"), "{text}");
+}

@@ -17,6 +17,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use webhook_subscriptions::delivery::delivery_detail;
 use webhook_subscriptions::transport::{
     AddressPolicy, HttpTransport, HttpTransportBuilder, Transport, TransportError,
     TransportResponse,
@@ -543,6 +544,45 @@ async fn allowed_network_is_reachable_while_others_stay_blocked() {
         err,
         TransportError::Blocked("::1 is blocked (loopback)".to_owned())
     );
+}
+
+#[tokio::test]
+async fn a_name_resolving_to_blocked_addresses_tells_tenants_nothing_of_them() {
+    let (addr, log) = ok_receiver().await;
+    let guarded = builder().build().unwrap();
+    let err = send(&guarded, &format!("http://localhost:{}/", addr.port()))
+        .await
+        .unwrap_err();
+    // What a tenant sees as `responseText`...
+    let shown = delivery_detail(&Err(err.clone()), chrono::Utc::now()).response_text;
+    assert_eq!(shown, "blocked by address policy");
+    // ...while operators still learn which class of address it was.
+    assert!(matches!(err, TransportError::Blocked(_)), "{err:?}");
+    assert!(err.detail().contains("loopback"), "{}", err.detail());
+    assert_eq!(log.connections(), 0);
+}
+
+#[tokio::test]
+async fn ports_outside_the_allowed_ones_are_blocked_before_connecting() {
+    let (addr, log) = ok_receiver().await;
+    let url = format!("http://{addr}/");
+    let other_port = builder()
+        .address_policy(AddressPolicy::allow_all().allowed_ports([443]))
+        .build()
+        .unwrap();
+    let err = send(&other_port, &url).await.unwrap_err();
+    assert_eq!(
+        err,
+        TransportError::Blocked(format!("port {} is not allowed", addr.port()))
+    );
+
+    let this_port = builder()
+        .address_policy(AddressPolicy::allow_all().allowed_ports([addr.port()]))
+        .build()
+        .unwrap();
+    let response = send(&this_port, &url).await.unwrap();
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(log.connections(), 1, "the refused attempt never connected");
 }
 
 #[test]

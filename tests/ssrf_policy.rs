@@ -426,3 +426,29 @@ fn networks_with_host_bits_or_bad_syntax_are_refused() {
         );
     }
 }
+
+#[test]
+fn azure_platform_address_is_blocked() {
+    default_blocks(
+        BlockReason::CloudPlatform,
+        &["168.63.129.16", "::ffff:168.63.129.16"],
+    );
+    assert_allowed(
+        &AddressPolicy::default(),
+        &["168.63.129.15", "168.63.129.17"],
+    );
+}
+
+#[test]
+fn any_port_is_allowed_unless_ports_are_listed() {
+    let any = AddressPolicy::default();
+    assert!([0, 22, 80, 443, 8080, u16::MAX]
+        .iter()
+        .all(|port| any.port_allowed(*port)));
+    let listed = AddressPolicy::default().allowed_ports([443, 8443]);
+    assert!(listed.port_allowed(443) && listed.port_allowed(8443));
+    assert!(!listed.port_allowed(80) && !listed.port_allowed(22));
+    // Turning the address guard off keeps a port list.
+    let open = AddressPolicy::allow_all().allowed_ports([443]);
+    assert!(!open.port_allowed(22));
+}

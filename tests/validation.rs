@@ -8,8 +8,9 @@ use proptest::prelude::*;
 use webhook_subscriptions::model::{
     Authorization, CreateWebhookSubscription, PatchWebhookSubscription, UserId,
 };
+use webhook_subscriptions::transport::AddressPolicy;
 use webhook_subscriptions::validate::Validator;
-use webhook_subscriptions::{Error, Operation};
+use webhook_subscriptions::{Error, Operation, MAX_REPORTED_ERRORS};
 
 fn base() -> CreateWebhookSubscription {
     let mut request = CreateWebhookSubscription::new("Dashboard", "https://example.com/hooks");
@@ -84,7 +85,7 @@ fn url_rules() {
         "https://example.com/hooks",
         "http://example.com",
         "https://example.com:8443/a?b=c",
-        "http://127.0.0.1:8080/hook",
+        "http://93.184.215.14:8080/hook",
     ] {
         assert_accepted(&with(|r| r.url = good.to_owned()));
     }
@@ -155,6 +156,159 @@ fn event_rules() {
         "lists allowed values: {message}"
     );
     assert!(message.contains("SLAEvaluationVoided"), "{message}");
+}
+
+#[test]
+fn urls_are_stored_in_normalised_form_that_can_be_sent() {
+    for (given, stored) in [
+        (
+            "https://bücher.example/hook",
+            "https://xn--bcher-kva.example/hook",
+        ),
+        (
+            "https://example.com/a?q=<x>",
+            "https://example.com/a?q=%3Cx%3E",
+        ),
+        ("https://example.com/a`b", "https://example.com/a%60b"),
+        ("HTTPS://Example.COM:443", "https://example.com/"),
+    ] {
+        let valid = Validator::default()
+            .validate_create(&with(|r| r.url = given.to_owned()))
+            .unwrap_or_else(|e| panic!("{given}: {e}"));
+        assert_eq!(valid.url, stored, "{given}");
+        assert!(http::Uri::try_from(valid.url.as_str()).is_ok(), "{given}");
+
+        let patch: PatchWebhookSubscription =
+            serde_json::from_value(serde_json::json!({ "url": given })).expect("parses");
+        let change = Validator::default()
+            .validate_patch(&patch, at(), UserId::new_v4())
+            .unwrap_or_else(|e| panic!("{given}: {e}"));
+        assert_eq!(change.url.as_deref(), Some(stored), "{given}");
+    }
+}
+
+#[test]
+fn urls_an_http_client_cannot_send_are_refused() {
+    // The url crate accepts these characters in a host name; no HTTP
+    // request can carry them.
+    for bad in [
+        "https://ex`ample.com/hook",
+        "https://ex{ample.com/",
+        "https://ex\"ample.com/",
+    ] {
+        assert_refused(&with(|r| r.url = bad.to_owned()), "url", "cannot be sent");
+    }
+    // In a query a backtick is fine.
+    assert_accepted(&with(|r| r.url = "https://example.com/?a=`".to_owned()));
+}
+
+#[test]
+fn literal_blocked_hosts_are_refused_unless_the_policy_allows_them() {
+    for (url, class) in [
+        ("http://127.0.0.1:8080/hook", "loopback"),
+        ("http://2130706433/hook", "loopback"),
+        ("http://[::1]/hook", "loopback"),
+        ("http://[::ffff:10.0.0.1]/hook", "private"),
+        ("http://10.1.2.3/hook", "private"),
+        ("http://192.168.0.10/hook", "private"),
+        ("http://169.254.169.254/latest/meta-data", "link-local"),
+        ("http://168.63.129.16/machine", "cloud platform"),
+        ("http://0.0.0.0/", "unspecified"),
+    ] {
+        assert_refused(&with(|r| r.url = url.to_owned()), "url", class);
+        let allowing = Validator::default().with_address_policy(AddressPolicy::allow_all());
+        assert!(
+            allowing
+                .validate_create(&with(|r| r.url = url.to_owned()))
+                .is_ok(),
+            "{url} refused although every address is allowed"
+        );
+    }
+    let loopback_only = Validator::default().with_address_policy(
+        AddressPolicy::default().allow_network("127.0.0.0/8".parse().expect("network")),
+    );
+    assert!(loopback_only
+        .validate_create(&with(|r| r.url = "http://127.0.0.1:9/".to_owned()))
+        .is_ok());
+    assert!(loopback_only
+        .validate_create(&with(|r| r.url = "http://10.0.0.1/".to_owned()))
+        .is_err());
+    // Names are left to the transport, which checks what they resolve to.
+    assert_accepted(&with(|r| r.url = "http://localhost.example/".to_owned()));
+}
+
+#[test]
+fn ports_outside_the_allowed_ones_are_refused() {
+    let validator =
+        Validator::default().with_address_policy(AddressPolicy::default().allowed_ports([443]));
+    let check = |url: &str| validator.validate_create(&with(|r| r.url = url.to_owned()));
+    assert!(check("https://example.com/hook").is_ok());
+    assert!(check("https://example.com:443/hook").is_ok());
+    for bad in ["http://example.com/hook", "https://example.com:22/hook"] {
+        let message = check(bad).expect_err(bad).to_string();
+        assert!(message.contains("url: port"), "{bad}: {message}");
+    }
+    // Any port by default.
+    assert_accepted(&with(|r| r.url = "https://example.com:22/hook".to_owned()));
+}
+
+#[test]
+fn many_bad_events_give_one_bounded_error_listing_allowed_values_once() {
+    let allowed = webhook_subscriptions::model::EventCatalogue::conversation().allowed_list();
+    let mut events = vec![String::new(); 100_000];
+    events.extend((0..100).map(|i| format!("Nope{i}")));
+    events.extend(vec!["ConversationCreated".to_owned(); 1000]);
+    let err = Validator::default()
+        .validate_create(&with(|r| r.events = events))
+        .expect_err("invalid");
+    let Error::Validation { errors, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(errors.errors().len(), MAX_REPORTED_ERRORS);
+    // One per distinct bad value: "", 100 unknown names, one duplicated name.
+    assert_eq!(errors.len(), 102);
+    let (first, second) = (&errors.errors()[0], &errors.errors()[1]);
+    assert_eq!(first.field, "events[0]");
+    assert!(
+        first
+            .message
+            .starts_with("unknown event `` (given 100000 times)"),
+        "{first}"
+    );
+    let message = err.to_string();
+    assert_eq!(message.matches(allowed.as_str()).count(), 1, "{message}");
+    assert_eq!(second.field, "events[100000]");
+    assert!(message.ends_with("; and 82 more"), "{message}");
+    assert!(message.len() < 4096, "{} bytes", message.len());
+}
+
+#[test]
+fn a_repeated_event_is_reported_once() {
+    let events = vec!["ConversationCreated".to_owned(); 5];
+    let problems = create_problems(&with(|r| r.events = events));
+    assert_eq!(
+        problems,
+        [(
+            "events[1]".to_owned(),
+            "duplicate event `ConversationCreated` (repeated 4 times)".to_owned()
+        )]
+    );
+}
+
+#[test]
+fn many_bad_custom_headers_give_a_bounded_error() {
+    let headers: BTreeMap<String, String> = (0..50_000)
+        .map(|i| (format!("Bad Name {i}"), "v\n".repeat(100)))
+        .collect();
+    let err = Validator::default()
+        .validate_create(&with(|r| r.custom_headers = headers))
+        .expect_err("invalid");
+    let Error::Validation { errors, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(errors.errors().len(), MAX_REPORTED_ERRORS);
+    assert!(errors.len() > 50_000, "{}", errors.len());
+    assert!(err.to_string().len() < 4096);
 }
 
 #[test]
@@ -296,6 +450,14 @@ fn reserved_header_names_in_any_case() {
         "X-Webhook-Signature",
         "x-webhook-subscription-id",
         "X-WEBHOOK-EVENT-ID",
+        // Standard Webhooks, whatever scheme is configured.
+        "webhook-id",
+        "Webhook-Timestamp",
+        "WEBHOOK-SIGNATURE",
+        // Cloud metadata services trust these.
+        "Metadata",
+        "metadata-flavor",
+        "X-aws-ec2-metadata-token",
     ] {
         assert_refused(
             &with(|r| r.custom_headers = headers(&[(name, "v")])),
@@ -306,7 +468,7 @@ fn reserved_header_names_in_any_case() {
 }
 
 #[test]
-fn scheme_header_names_are_configurable() {
+fn scheme_header_names_are_configurable_and_built_in_ones_stay_reserved() {
     let validator = Validator::new(
         webhook_subscriptions::model::EventCatalogue::conversation(),
         ["X-DIXA-SIGNATURE", "X-DIXA-SUBSCRIPTION-ID"],
@@ -315,10 +477,17 @@ fn scheme_header_names_are_configurable() {
         r.custom_headers = headers(&[("x-dixa-signature", "v")]);
     }));
     assert!(refused.is_err());
+    // A host may switch schemes later: every built-in scheme's headers stay reserved.
+    for name in ["X-Webhook-Signature", "webhook-signature", "Webhook-Id"] {
+        let refused = validator.validate_create(&with(|r| {
+            r.custom_headers = headers(&[(name, "v")]);
+        }));
+        assert!(refused.is_err(), "{name} was accepted");
+    }
     let allowed = validator.validate_create(&with(|r| {
-        r.custom_headers = headers(&[("X-Webhook-Signature", "v")]);
+        r.custom_headers = headers(&[("X-Tenant", "v")]);
     }));
-    assert!(allowed.is_ok(), "not reserved under another scheme");
+    assert!(allowed.is_ok(), "{allowed:?}");
 }
 
 #[test]
@@ -450,6 +619,17 @@ proptest! {
             prop_assert!(parsed.host_str().is_some_and(|h| !h.is_empty()));
             prop_assert!(parsed.username().is_empty() && parsed.password().is_none());
             prop_assert!(parsed.fragment().is_none());
+        }
+    }
+
+    #[test]
+    fn accepted_urls_are_stored_in_a_form_http_can_send(
+        url in "https?://[a-zA-Zü0-9.-]{1,12}(:[0-9]{1,5})?/[ -~üé]{0,30}",
+    ) {
+        let mut request = base();
+        request.url = url;
+        if let Ok(valid) = Validator::default().validate_create(&request) {
+            prop_assert!(http::Uri::try_from(valid.url.as_str()).is_ok(), "{}", valid.url);
         }
     }
 

@@ -20,11 +20,19 @@
 //! `/v1/webhooks`); the query string is ignored. An unknown path answers 404,
 //! a known path with another method 405 with an `Allow` header. Every body
 //! is JSON (`Content-Type: application/json`); errors are
-//! `{"message": "..."}` as described by [`Error`]. A request body larger than
-//! [`ApiHandlerBuilder::max_body_bytes`] answers 413.
+//! `{"message": "..."}` as described by [`Error`], and never larger than a
+//! few KiB whatever the request (see [`MAX_REPORTED_ERRORS`](crate::MAX_REPORTED_ERRORS)
+//! and [`MAX_ERROR_MESSAGE_BYTES`](crate::MAX_ERROR_MESSAGE_BYTES)). A request body larger than
+//! [`ApiHandlerBuilder::max_body_bytes`] answers 413. A request body sent
+//! with a `Content-Type` other than `application/json` (parameters such as
+//! `charset=utf-8` allowed) answers 415, so an HTML form on another site
+//! cannot post to the API with a browser's cookies; see
+//! [`ApiHandlerBuilder::require_content_type`] to refuse bodies without one.
+//! Every response carries `Cache-Control: no-store`: subscriptions include
+//! their secret and credentials.
 //!
 //! Checks happen in this order: route, path parameters, request context,
-//! body, then the operation itself.
+//! body (size, media type, JSON), then the operation itself.
 //!
 //! ```
 //! # use std::sync::Arc;
@@ -46,8 +54,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
-use http::{Method, Request, Response, StatusCode};
+use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -69,6 +77,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// How much of a request path an error message repeats.
 const ECHOED_PATH_BYTES: usize = 256;
+/// How much of a refused `Content-Type` an error message repeats.
+const ECHOED_MEDIA_TYPE_BYTES: usize = 128;
 
 type ErrorHook = Arc<dyn Fn(&Error) + Send + Sync>;
 
@@ -80,6 +90,7 @@ pub struct ApiHandler {
     base_path: String,
     base_segments: Vec<String>,
     max_body_bytes: usize,
+    require_content_type: bool,
     on_internal_error: Option<ErrorHook>,
 }
 
@@ -99,6 +110,7 @@ pub struct ApiHandlerBuilder {
     service: WebhookService,
     base_path: String,
     max_body_bytes: usize,
+    require_content_type: bool,
     on_internal_error: Option<ErrorHook>,
 }
 
@@ -127,6 +139,15 @@ impl ApiHandlerBuilder {
         self
     }
 
+    /// Also refuses (415) request bodies sent without a `Content-Type`
+    /// header. Off by default, for clients that never set one; turn it on
+    /// when browsers can reach the API with ambient credentials (cookies),
+    /// since a cross-site `fetch` of a typeless body sends none either.
+    pub fn require_content_type(mut self, required: bool) -> Self {
+        self.require_content_type = required;
+        self
+    }
+
     /// Calls `hook` with every error answered as 500, whose details clients
     /// never see: the place to log them.
     pub fn on_internal_error(mut self, hook: impl Fn(&Error) + Send + Sync + 'static) -> Self {
@@ -152,6 +173,7 @@ impl ApiHandlerBuilder {
             base_path,
             base_segments,
             max_body_bytes: self.max_body_bytes,
+            require_content_type: self.require_content_type,
             on_internal_error: self.on_internal_error,
         })
     }
@@ -190,6 +212,7 @@ enum Failure {
     NoRoute,
     MethodNotAllowed { allow: String },
     BodyTooLarge,
+    UnsupportedMediaType(String),
     Error(Error),
 }
 
@@ -211,6 +234,7 @@ impl ApiHandler {
                 .map(str::to_owned)
                 .collect(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            require_content_type: false,
             on_internal_error: None,
         }
     }
@@ -221,6 +245,7 @@ impl ApiHandler {
             service,
             base_path: DEFAULT_BASE_PATH.to_owned(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            require_content_type: false,
             on_internal_error: None,
         }
     }
@@ -261,13 +286,17 @@ impl ApiHandler {
         request: Request<Bytes>,
     ) -> Response<Bytes> {
         let (parts, body) = request.into_parts();
-        match self
-            .respond(ctx, &parts.method, parts.uri.path(), &body)
+        let mut response = match self
+            .respond(ctx, &parts.method, parts.uri.path(), &parts.headers, &body)
             .await
         {
             Ok(response) => response,
             Err(failure) => self.failure_response(failure, &parts.method, parts.uri.path()),
-        }
+        };
+        response
+            .headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
     }
 
     async fn respond(
@@ -275,6 +304,7 @@ impl ApiHandler {
         ctx: std::result::Result<RequestContext, String>,
         method: &Method,
         path: &str,
+        headers: &HeaderMap,
         body: &[u8],
     ) -> std::result::Result<Response<Bytes>, Failure> {
         let found = match_path(&self.base_segments, path).ok_or(Failure::NoRoute)?;
@@ -290,7 +320,7 @@ impl ApiHandler {
         match op {
             Op::Create => {
                 let ctx = context(ctx)?;
-                let request: CreateWebhookSubscription = self.parse_body(body)?;
+                let request: CreateWebhookSubscription = self.parse_body(headers, body)?;
                 let created = self.service.create(&ctx, &request).await?;
                 json_response(StatusCode::CREATED, &DataEnvelope::new(created))
             }
@@ -308,7 +338,7 @@ impl ApiHandler {
             Op::Patch => {
                 let id = id()?;
                 let ctx = context(ctx)?;
-                let request: PatchWebhookSubscription = self.parse_body(body)?;
+                let request: PatchWebhookSubscription = self.parse_body(headers, body)?;
                 let patched = self.service.patch(&ctx, id, &request).await?;
                 json_response(StatusCode::OK, &DataEnvelope::new(patched))
             }
@@ -346,11 +376,19 @@ impl ApiHandler {
         Ok(decoded.into_owned())
     }
 
-    /// Decodes a JSON request body, refusing oversized, empty, non-UTF-8 and
-    /// malformed bodies with a message that says what is wrong and where.
-    fn parse_body<T: DeserializeOwned>(&self, body: &[u8]) -> std::result::Result<T, Failure> {
+    /// Decodes a JSON request body, refusing oversized, non-JSON-typed,
+    /// empty, non-UTF-8 and malformed bodies with a message that says what
+    /// is wrong and where.
+    fn parse_body<T: DeserializeOwned>(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> std::result::Result<T, Failure> {
         if body.len() > self.max_body_bytes {
             return Err(Failure::BodyTooLarge);
+        }
+        if !body.is_empty() {
+            self.check_media_type(headers)?;
         }
         let text = std::str::from_utf8(body)
             .map_err(|e| Error::InvalidBody(format!("body is not valid UTF-8 ({e})")))?;
@@ -366,6 +404,26 @@ impl ApiHandler {
             return Err(Error::InvalidBody("expected a JSON object".to_owned()).into());
         }
         serde_json::from_str(text).map_err(|e| Error::InvalidBody(e.to_string()).into())
+    }
+
+    /// Refuses a body whose `Content-Type` is not `application/json`
+    /// (parameters allowed), or that has none when one is required.
+    fn check_media_type(&self, headers: &HeaderMap) -> std::result::Result<(), Failure> {
+        let mut values = headers.get_all(CONTENT_TYPE).iter();
+        let (value, extra) = (values.next(), values.next());
+        let refused = match (value, extra) {
+            (None, _) if self.require_content_type => "none".to_owned(),
+            (None, _) => return Ok(()),
+            (Some(value), None) if is_json_media_type(value) => return Ok(()),
+            (Some(value), None) => {
+                let text = String::from_utf8_lossy(value.as_bytes());
+                truncate_utf8(&text, ECHOED_MEDIA_TYPE_BYTES)
+                    .escape_debug()
+                    .to_string()
+            }
+            (Some(_), Some(_)) => "several Content-Type headers".to_owned(),
+        };
+        Err(Failure::UnsupportedMediaType(refused))
     }
 
     fn failure_response(&self, failure: Failure, method: &Method, path: &str) -> Response<Bytes> {
@@ -397,6 +455,10 @@ impl ApiHandler {
                 .body()
                 .message,
             ),
+            Failure::UnsupportedMediaType(refused) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("Unsupported media type: {refused}; expected application/json"),
+            ),
             Failure::Error(error) => {
                 let status = error.status();
                 if status.is_server_error() {
@@ -409,6 +471,16 @@ impl ApiHandler {
         };
         message_response(status, message)
     }
+}
+
+/// Whether `value` is `application/json`, in any case, with or without
+/// parameters (`application/json; charset=utf-8`).
+fn is_json_media_type(value: &HeaderValue) -> bool {
+    let Ok(text) = value.to_str() else {
+        return false;
+    };
+    let essence = text.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
 }
 
 fn context(ctx: std::result::Result<RequestContext, String>) -> Result<RequestContext> {

@@ -4,9 +4,7 @@
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use http::header::{
-    AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING, USER_AGENT,
-};
+use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING, USER_AGENT};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 
 use crate::model::{Delivery, WebhookSubscription};
@@ -33,7 +31,7 @@ pub struct InvalidRequest(String);
 /// Builds the request for an attempt at `at`: `POST` to the subscription's
 /// url, the envelope as body (shared, not copied), `Content-Type`,
 /// `User-Agent`, the headers of `scheme` signed for `at`, and the
-/// subscription's `headers` (the `Authorization` value marked sensitive).
+/// subscription's `headers` (marked sensitive, so `Debug` hides them).
 pub fn build_request(
     scheme: &SignatureScheme,
     subscription: &WebhookSubscription,
@@ -67,7 +65,8 @@ pub fn build_request(
         }
         let mut value = HeaderValue::from_str(value)
             .map_err(|_| InvalidRequest(format!("header {name:?} has an invalid value")))?;
-        value.set_sensitive(header == AUTHORIZATION);
+        // Any of them may be a credential; keep them out of `Debug` output.
+        value.set_sensitive(true);
         headers.append(header, value);
     }
 

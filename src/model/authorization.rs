@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 pub const AUTHORIZATION_HEADER: &str = "Authorization";
 
 /// Credentials sent with every delivery, tagged on `_type` in JSON.
-/// `Debug` redacts the password and the token.
+/// `Debug` redacts the password and the token. Fields a variant does not
+/// have (`{"_type": "NoAuth", "value": "x"}`) are refused.
 #[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(tag = "_type")]
+#[serde(tag = "_type", from = "StrictAuthorization")]
 pub enum Authorization {
     /// HTTP Basic: `Authorization: Basic base64(username:password)`.
     BasicAuth {
@@ -28,6 +29,29 @@ pub enum Authorization {
     /// No `Authorization` header.
     #[default]
     NoAuth,
+}
+
+/// The wire form read strictly: serde lets an internally tagged unit
+/// variant ignore extra fields, so `NoAuth` is read as an empty struct.
+#[derive(Deserialize)]
+#[serde(tag = "_type", deny_unknown_fields)]
+#[allow(clippy::enum_variant_names)] // the `_type` values on the wire
+enum StrictAuthorization {
+    BasicAuth { username: String, password: String },
+    TokenAuth { value: String },
+    NoAuth {},
+}
+
+impl From<StrictAuthorization> for Authorization {
+    fn from(wire: StrictAuthorization) -> Self {
+        match wire {
+            StrictAuthorization::BasicAuth { username, password } => {
+                Authorization::BasicAuth { username, password }
+            }
+            StrictAuthorization::TokenAuth { value } => Authorization::TokenAuth { value },
+            StrictAuthorization::NoAuth {} => Authorization::NoAuth,
+        }
+    }
 }
 
 impl Authorization {

@@ -4,6 +4,7 @@ mod authorization;
 mod delivery;
 mod event;
 mod ids;
+mod redact;
 mod request;
 mod response;
 mod secret;
@@ -21,6 +22,7 @@ pub use event::{
     CONVERSATION_EVENTS,
 };
 pub use ids::{DeliveryId, EventId, OrganizationId, SubscriptionId, UserId};
+pub(crate) use redact::RedactedHeaders;
 pub use request::{CreateWebhookSubscription, PatchWebhookSubscription};
 pub use response::DataEnvelope;
 pub use secret::{InvalidSecretKey, SecretKey};

@@ -1,17 +1,21 @@
 //! The create and patch request bodies (SPEC 2).
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::authorization::Authorization;
+use super::redact::RedactedHeaders;
 
 fn default_true() -> bool {
     true
 }
 
 /// Body of `POST /v1/webhooks`. Unknown fields are refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `Debug` redacts credentials and custom header values.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateWebhookSubscription {
     /// Display name.
@@ -49,8 +53,9 @@ impl CreateWebhookSubscription {
 /// Body of `PATCH /v1/webhooks/{id}`: every field optional.
 ///
 /// Each field is `None` when absent and `Some(None)` when sent as `null`
-/// (which validation refuses). Unknown fields are refused.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// (which validation refuses). Unknown fields are refused. `Debug` redacts
+/// credentials and custom header values.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PatchWebhookSubscription {
     /// New name.
@@ -71,6 +76,38 @@ pub struct PatchWebhookSubscription {
     /// New enabled flag.
     #[serde(default, with = "nullable", skip_serializing_if = "Option::is_none")]
     pub enabled: Option<Option<bool>>,
+}
+
+impl fmt::Debug for CreateWebhookSubscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreateWebhookSubscription")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field("authorization", &self.authorization)
+            .field("custom_headers", &RedactedHeaders(&self.custom_headers))
+            .field("enabled", &self.enabled)
+            .finish()
+    }
+}
+
+impl fmt::Debug for PatchWebhookSubscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PatchWebhookSubscription")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field("authorization", &self.authorization)
+            .field(
+                "custom_headers",
+                &self
+                    .custom_headers
+                    .as_ref()
+                    .map(|headers| headers.as_ref().map(RedactedHeaders)),
+            )
+            .field("enabled", &self.enabled)
+            .finish()
+    }
 }
 
 /// Tells a present `null` (`Some(None)`) from an absent field (`None`, via

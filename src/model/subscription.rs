@@ -1,6 +1,7 @@
 //! The subscription resource and the change a validated patch makes to it.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -8,12 +9,13 @@ use serde_json::Value;
 
 use super::authorization::AUTHORIZATION_HEADER;
 use super::ids::{SubscriptionId, UserId};
+use super::redact::{RedactedHeaders, RedactedOption};
 use super::secret::SecretKey;
 
 /// A customer's webhook subscription, as stored and as shown by the API.
 ///
-/// `Debug` never shows the secret (see [`SecretKey`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `Debug` never shows the secret (see [`SecretKey`]) nor header values.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookSubscription {
     /// Assigned by the library (v4).
@@ -44,6 +46,25 @@ pub struct WebhookSubscription {
     /// Reserved for attribute filters; absent when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filters: Option<Value>,
+}
+
+impl fmt::Debug for WebhookSubscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookSubscription")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("subscribed_events", &self.subscribed_events)
+            .field("headers", &RedactedHeaders(&self.headers))
+            .field("secret_key", &self.secret_key)
+            .field("enabled", &self.enabled)
+            .field("created_at", &self.created_at)
+            .field("created_by", &self.created_by)
+            .field("updated_at", &self.updated_at)
+            .field("updated_by", &self.updated_by)
+            .field("filters", &self.filters)
+            .finish()
+    }
 }
 
 impl WebhookSubscription {
@@ -104,7 +125,9 @@ impl WebhookSubscription {
 /// unchanged. Storage backends apply it atomically with
 /// [`WebhookSubscription::apply`] so concurrent changes of different fields
 /// all survive.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Debug` shows which headers change but not their values.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SubscriptionChange {
     /// New name.
@@ -123,6 +146,30 @@ pub struct SubscriptionChange {
     pub updated_at: DateTime<Utc>,
     /// Stamped into `updatedBy`.
     pub updated_by: UserId,
+}
+
+impl fmt::Debug for SubscriptionChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubscriptionChange")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field(
+                "authorization_header",
+                &self
+                    .authorization_header
+                    .as_ref()
+                    .map(|value| RedactedOption(value.is_some())),
+            )
+            .field(
+                "custom_headers",
+                &self.custom_headers.as_ref().map(RedactedHeaders),
+            )
+            .field("enabled", &self.enabled)
+            .field("updated_at", &self.updated_at)
+            .field("updated_by", &self.updated_by)
+            .finish()
+    }
 }
 
 impl SubscriptionChange {

@@ -178,6 +178,13 @@ impl Transport for HttpTransport {
             )));
         }
         self.check_literal_host(&url)?;
+        if let Some(port) = url.port_or_known_default() {
+            if !self.policy.port_allowed(port) {
+                return Err(TransportError::Blocked(format!(
+                    "port {port} is not allowed"
+                )));
+            }
+        }
 
         let mut outgoing = reqwest::Request::new(parts.method, url);
         *outgoing.headers_mut() = parts.headers;

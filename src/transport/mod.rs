@@ -65,12 +65,29 @@ pub enum TransportError {
     /// The connection could not be established (refused, reset, DNS failure).
     #[error("connection error: {0}")]
     Connect(String),
-    /// The target was refused by the address policy (SSRF guard) before any connection.
-    #[error("blocked by address policy: {0}")]
+    /// The target was refused by the address policy (SSRF guard) before any
+    /// connection. The text says which address or port and why, for
+    /// operators; the message (and so the `responseText` tenants see) leaves
+    /// it out, so a tenant cannot map the host's network through host names.
+    #[error("blocked by address policy")]
     Blocked(String),
     /// Any other failure (TLS, protocol, invalid request).
     #[error("request failed: {0}")]
     Other(String),
+}
+
+impl TransportError {
+    /// The description carried by any kind, including what the message of
+    /// [`TransportError::Blocked`] leaves out: for operators' logs, not for
+    /// tenants.
+    pub fn detail(&self) -> &str {
+        match self {
+            TransportError::Timeout(detail)
+            | TransportError::Connect(detail)
+            | TransportError::Blocked(detail)
+            | TransportError::Other(detail) => detail,
+        }
+    }
 }
 
 #[async_trait]

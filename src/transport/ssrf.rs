@@ -46,6 +46,9 @@ pub enum BlockReason {
     Teredo,
     /// ORCHID identifiers, `2001:10::/28` and `2001:20::/28`.
     Orchid,
+    /// A cloud platform's own service address reachable from every VM:
+    /// Azure's `168.63.129.16` (wire server, DNS, health probes).
+    CloudPlatform,
 }
 
 impl fmt::Display for BlockReason {
@@ -67,6 +70,7 @@ impl fmt::Display for BlockReason {
             BlockReason::Discard => "discard-only",
             BlockReason::Teredo => "teredo",
             BlockReason::Orchid => "orchid",
+            BlockReason::CloudPlatform => "cloud platform",
         })
     }
 }
@@ -82,6 +86,11 @@ const BLOCKED_V4: &[(Ipv4Addr, u8, BlockReason)] = &[
         BlockReason::SharedAddressSpace,
     ),
     (Ipv4Addr::new(127, 0, 0, 0), 8, BlockReason::Loopback),
+    (
+        Ipv4Addr::new(168, 63, 129, 16),
+        32,
+        BlockReason::CloudPlatform,
+    ),
     (Ipv4Addr::new(169, 254, 0, 0), 16, BlockReason::LinkLocal),
     (Ipv4Addr::new(172, 16, 0, 0), 12, BlockReason::Private),
     (
@@ -256,10 +265,12 @@ fn same_prefix_v6(a: u128, b: u128, prefix_len: u8) -> bool {
 /// The default refuses everything that is not a public unicast address:
 /// loopback, private, link-local (including `169.254.169.254`), CGNAT,
 /// multicast, broadcast, unspecified, documentation, benchmarking, reserved and
-/// the IPv6 forms of these; IPv6 addresses that embed an IPv4 address
-/// (IPv4-mapped, IPv4-compatible, NAT64, 6to4) are judged by that address.
-/// Hosts on trusted networks can allow chosen networks, and tests can switch
-/// the guard off with [`AddressPolicy::allow_all`].
+/// the IPv6 forms of these, and Azure's platform address `168.63.129.16`;
+/// IPv6 addresses that embed an IPv4 address (IPv4-mapped, IPv4-compatible,
+/// NAT64, 6to4) are judged by that address. Hosts on trusted networks can
+/// allow chosen networks, and tests can switch the guard off with
+/// [`AddressPolicy::allow_all`]. Any port is allowed unless
+/// [`AddressPolicy::allowed_ports`] narrows them.
 ///
 /// ```
 /// use std::net::IpAddr;
@@ -279,6 +290,8 @@ fn same_prefix_v6(a: u128, b: u128, prefix_len: u8) -> bool {
 pub struct AddressPolicy {
     block_special: bool,
     allowed: Vec<IpNetwork>,
+    /// `None` allows every port.
+    ports: Option<Vec<u16>>,
 }
 
 impl Default for AddressPolicy {
@@ -287,6 +300,7 @@ impl Default for AddressPolicy {
         Self {
             block_special: true,
             allowed: Vec::new(),
+            ports: None,
         }
     }
 }
@@ -298,6 +312,7 @@ impl AddressPolicy {
         Self {
             block_special: false,
             allowed: Vec::new(),
+            ports: None,
         }
     }
 
@@ -308,6 +323,22 @@ impl AddressPolicy {
     pub fn allow_network(mut self, network: IpNetwork) -> Self {
         self.allowed.push(network);
         self
+    }
+
+    /// Allows deliveries only to these ports (the URL's port, or 80/443 when
+    /// it has none), e.g. `[443]`; replaces an earlier list. Without it any
+    /// port is allowed.
+    #[must_use]
+    pub fn allowed_ports(mut self, ports: impl IntoIterator<Item = u16>) -> Self {
+        self.ports = Some(ports.into_iter().collect());
+        self
+    }
+
+    /// Whether a delivery may connect to `port`.
+    pub fn port_allowed(&self, port: u16) -> bool {
+        self.ports
+            .as_ref()
+            .is_none_or(|ports| ports.contains(&port))
     }
 
     /// `Ok(())` when a delivery may connect to `ip`, otherwise why not.
