@@ -50,6 +50,8 @@ use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tracing::field::{display, Empty};
+use tracing::{debug, debug_span, warn, Instrument, Span};
 
 use crate::error::{Error, ErrorBody, Result};
 use crate::model::{
@@ -261,13 +263,24 @@ impl ApiHandler {
         request: Request<Bytes>,
     ) -> Response<Bytes> {
         let (parts, body) = request.into_parts();
-        match self
+        // The route is a template, never the raw path (which carries ids).
+        let span = debug_span!(
+            "webhook_api",
+            method = %parts.method,
+            route = Empty,
+            status = Empty,
+        );
+        let response = match self
             .respond(ctx, &parts.method, parts.uri.path(), &body)
+            .instrument(span.clone())
             .await
         {
             Ok(response) => response,
             Err(failure) => self.failure_response(failure, &parts.method, parts.uri.path()),
-        }
+        };
+        span.record("status", response.status().as_u16());
+        span.in_scope(|| debug!("webhook api request served"));
+        response
     }
 
     async fn respond(
@@ -284,6 +297,10 @@ impl ApiHandler {
             .ok_or_else(|| Failure::MethodNotAllowed {
                 allow: found.resource.allow(),
             })?;
+        let span = Span::current();
+        if !span.is_disabled() {
+            span.record("route", display(op.route(&self.base_path).path));
+        }
         // The matcher yields an id for every route that uses one; an absent
         // one would be refused like an empty path parameter.
         let id = || subscription_id(found.subscription_id.unwrap_or_default());
@@ -400,6 +417,7 @@ impl ApiHandler {
             Failure::Error(error) => {
                 let status = error.status();
                 if status.is_server_error() {
+                    warn!(error = ?error, "webhook api request failed");
                     if let Some(hook) = &self.on_internal_error {
                         hook(&error);
                     }

@@ -1,6 +1,7 @@
-//! What the worker logs through `tracing`: a failed attempt gives one line
-//! with the subscription id and the status, and no log line or span ever
-//! carries the signing secret or a custom header's value.
+//! What the worker and the REST handler log through `tracing`: a failed
+//! attempt gives one line with the subscription id and the status, no log
+//! line or span ever carries the signing secret or a custom header's value,
+//! and API requests are logged with their route template and status.
 #![cfg(feature = "runtime-tokio")]
 
 mod delivery_support;
@@ -8,8 +9,13 @@ mod delivery_support;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use delivery_support::{secret, Harness};
 use tracing_subscriber::fmt::MakeWriter;
+use webhook_subscriptions::api::ApiHandler;
+use webhook_subscriptions::model::{OrganizationId, SubscriptionId, UserId};
+use webhook_subscriptions::storage::MemoryStore;
+use webhook_subscriptions::{RequestContext, WebhookService};
 
 /// Collects everything a `fmt` subscriber writes.
 #[derive(Clone, Default)]
@@ -119,4 +125,37 @@ async fn no_log_or_span_carries_the_secret_or_header_values() {
             "{what} leaked into the logs:\n{text}"
         );
     }
+}
+
+#[tokio::test]
+async fn an_api_request_is_logged_with_its_route_template_and_status() {
+    let (captured, _guard) = capture(tracing::Level::DEBUG);
+    let service = WebhookService::builder(Arc::new(MemoryStore::new())).build();
+    let api = ApiHandler::new(service);
+    let ctx = RequestContext::new(OrganizationId::new_v4(), UserId::new_v4());
+    let missing = SubscriptionId::new_v4();
+    let request = http::Request::get(format!("/v1/webhooks/{missing}"))
+        .body(Bytes::new())
+        .unwrap();
+
+    let response = api.handle(Ok(ctx), request).await;
+
+    assert_eq!(response.status(), 404);
+    let text = captured.text();
+    let served: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains("webhook api request served"))
+        .collect();
+    assert_eq!(served.len(), 1, "one line per request:\n{text}");
+    let line = served[0];
+    assert!(line.contains("method=GET"), "{line}");
+    assert!(
+        line.contains("route=/v1/webhooks/{webhookSubscriptionId}"),
+        "{line}"
+    );
+    assert!(line.contains("status=404"), "{line}");
+    assert!(
+        !text.contains(&missing.to_string()),
+        "the raw path is not logged:\n{text}"
+    );
 }
