@@ -207,14 +207,7 @@ impl Operations {
             return None;
         }
         if method != Method::GET {
-            let message =
-                format!("Method Not Allowed: {method} is not allowed on this path; allowed: GET");
-            let mut response =
-                json_response(StatusCode::METHOD_NOT_ALLOWED, &json!({"message": message}));
-            response
-                .headers_mut()
-                .insert(ALLOW, HeaderValue::from_static("GET"));
-            return Some(response);
+            return Some(method_not_allowed(method, "GET"));
         }
         if path == METRICS_PATH {
             let mut response = Response::new(Bytes::from(self.prometheus.render()));
@@ -291,14 +284,7 @@ async fn publish_event(
     body: &[u8],
 ) -> Response<Bytes> {
     if method != Method::POST {
-        let message =
-            format!("Method Not Allowed: {method} is not allowed on this path; allowed: POST");
-        let mut response =
-            json_response(StatusCode::METHOD_NOT_ALLOWED, &json!({"message": message}));
-        response
-            .headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("POST"));
-        return response;
+        return method_not_allowed(method, "POST");
     }
     if body.len() > api.max_body_bytes() {
         let error = Error::InvalidBody(format!(
@@ -339,6 +325,17 @@ async fn publish(
     }
     let receipt = service.publish(&organization, event).await?;
     Ok(receipt.enqueued)
+}
+
+/// 405 for `method` on a path that allows only `allow`.
+fn method_not_allowed(method: &Method, allow: &'static str) -> Response<Bytes> {
+    let message =
+        format!("Method Not Allowed: {method} is not allowed on this path; allowed: {allow}");
+    let mut response = json_response(StatusCode::METHOD_NOT_ALLOWED, &json!({"message": message}));
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    response
 }
 
 fn error_response(status: StatusCode, error: &Error) -> Response<Bytes> {
