@@ -252,7 +252,8 @@ impl WorkerBuilder {
     }
 
     /// How often [`Worker::run`] samples [`Storage::queue_stats`] into the
-    /// queue gauges (default 10 s; feature `metrics`).
+    /// queue gauges, once it has sampled them on starting (default 10 s;
+    /// feature `metrics`).
     #[cfg(feature = "metrics")]
     #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
     pub fn queue_stats_interval(mut self, interval: Duration) -> Self {
@@ -446,11 +447,15 @@ impl Worker {
         // once the response is in, before recording it.
         let slots = Arc::new(Semaphore::new(inner.concurrency));
         let mut tasks = JoinSet::new();
-        // Dropped (so stopped) with the loop.
+        // The first sample is taken before anything is claimed; the
+        // sampler, dropped (so stopped) with the loop, takes the others.
         #[cfg(feature = "metrics")]
         let mut sampler = JoinSet::new();
         #[cfg(feature = "metrics")]
-        sampler.spawn(Arc::clone(&inner).sample_queue());
+        {
+            inner.sample_queue().await;
+            sampler.spawn(Arc::clone(&inner).sample_queue_periodically());
+        }
         let mut report = RunReport::default();
         let batch = inner.concurrency.min(inner.batch_size);
         // Claim once a quarter of a batch of slots is free, not per slot.
@@ -777,21 +782,24 @@ impl Inner {
         error
     }
 
-    /// Sets the queue gauges from [`Storage::queue_stats`] now and then
-    /// every `queue_stats_interval`, until dropped.
+    /// Sets the queue gauges from [`Storage::queue_stats`].
     #[cfg(feature = "metrics")]
-    async fn sample_queue(self: Arc<Self>) {
-        let mut ticks = tokio::time::interval(self.queue_stats_interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            let now = self.clock.now();
-            match self.storage.queue_stats(now).await {
-                Ok(stats) => super::metrics::record_queue(stats.due, stats.lag(now)),
-                Err(error) => {
-                    self.store_error(StoreOperation::QueueStats, error);
-                }
+    async fn sample_queue(&self) {
+        let now = self.clock.now();
+        match self.storage.queue_stats(now).await {
+            Ok(stats) => super::metrics::record_queue(stats.due, stats.lag(now)),
+            Err(error) => {
+                self.store_error(StoreOperation::QueueStats, error);
             }
+        }
+    }
+
+    /// Samples the queue every `queue_stats_interval`, until dropped.
+    #[cfg(feature = "metrics")]
+    async fn sample_queue_periodically(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(self.queue_stats_interval).await;
+            self.sample_queue().await;
         }
     }
 
