@@ -11,7 +11,7 @@
 //!   with bounded concurrency and records every attempt.
 //! - [`redeliver`] puts a failed delivery back in the queue by hand.
 //! - [`WorkerEvent`]s tell a host what the worker does (see
-//!   [`WorkerBuilder::on_event`]); with feature `metrics`, [`metrics`]
+//!   [`WorkerBuilder::on_event`]); with feature `metrics`, `metrics`
 //!   lists what is measured.
 
 #[cfg(feature = "runtime-tokio")]

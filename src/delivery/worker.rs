@@ -57,6 +57,12 @@ type EventHook = Arc<dyn Fn(&WorkerEvent<'_>) + Send + Sync>;
 /// saying why (`responseCode` 0, `not sent: ...`) rather than dropped, so it
 /// can still be redelivered by hand once the subscription takes it again.
 ///
+/// What it does is observable: each attempt runs in a `tracing` span with
+/// its ids, failures are logged (never a secret or a header value), every
+/// noteworthy step reaches the [`on_event`](WorkerBuilder::on_event) hook as
+/// a [`WorkerEvent`], and with feature `metrics` attempts and the queue are
+/// measured (see `webhook_subscriptions::delivery::metrics`).
+///
 /// Cheap to clone; clones share everything.
 ///
 /// ```
@@ -434,7 +440,9 @@ impl Worker {
     /// On shutdown it stops claiming, lets attempts in flight finish (each
     /// bounded by the transport timeout) and records them, and releases any
     /// claimed delivery not yet sent, so nothing stays leased. Store failures
-    /// never stop the loop; they are counted in the returned report.
+    /// never stop the loop; they are logged, passed to the
+    /// [`on_event`](WorkerBuilder::on_event) hook and counted in the
+    /// returned report.
     ///
     /// Dropping the future instead aborts the attempts in flight; nothing is
     /// lost then either, as their deliveries are claimed again once their
