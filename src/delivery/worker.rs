@@ -408,7 +408,8 @@ impl Worker {
     ///
     /// Fails only if claiming fails; a failure to record one attempt is
     /// counted in [`RunReport::errors`] (that delivery is retried once its
-    /// lease expires).
+    /// lease expires). Either store failure is also logged and passed to
+    /// the [`on_event`](WorkerBuilder::on_event) hook.
     pub async fn run_once(&self) -> Result<RunReport> {
         let inner = &self.inner;
         let limit = inner.batch_size.min(inner.concurrency);
