@@ -18,7 +18,7 @@ use webhook_subscriptions::delivery::{
 };
 use webhook_subscriptions::model::{
     AttemptLog, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, LeaseOutcome, NewEvent,
-    NextStep, OrganizationId, SubscriptionChange, SubscriptionId, UserId, WebhookSubscription,
+    NextStep, OrganizationId, SubscriptionChange, SubscriptionId, WebhookSubscription,
 };
 use webhook_subscriptions::storage::{MemoryStore, QueueStats, Storage};
 use webhook_subscriptions::transport::{from_fn, TransportResponse};
@@ -243,12 +243,7 @@ async fn a_delivery_not_sent_is_reported_failed_without_an_attempt() {
     let h = Harness::new();
     let sub = h.subscribe().await;
     h.publish_note().await;
-    let mut change = SubscriptionChange::touch(delivery_support::start(), UserId::new_v4());
-    change.enabled = Some(false);
-    h.store
-        .update_subscription(h.organization.id, sub.id, &change)
-        .await
-        .unwrap();
+    h.disable(&sub).await;
     let (events, hook) = recorder();
     let worker = h.worker_builder().on_event(hook).build().unwrap();
 
