@@ -38,9 +38,22 @@
 //! `--database-url` stores everything in PostgreSQL (feature `postgres`)
 //! instead of memory. The example needs feature `http-client` with a TLS
 //! provider, e.g. `--features rustls-aws-lc-rs`.
+//!
+//! Operating it:
+//!
+//! - logs go to stderr through `tracing-subscriber`, filtered by `RUST_LOG`
+//!   (default `info`: one line per failed attempt, disabled subscriptions,
+//!   store errors); the worker's events (deliveries failed for good,
+//!   disabled subscriptions, store errors, lost leases) are also logged by
+//!   its `on_event` hook, target `server::events`, where a host would alert;
+//! - `GET /metrics` answers the metrics in the Prometheus text format;
+//! - `GET /healthz` answers 200 when the store answers, the worker runs and
+//!   the oldest due delivery has waited less than 5 minutes, 503 otherwise,
+//!   with `{"store", "worker", "queueDue", "oldestDueSeconds"}`.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,6 +65,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -63,10 +77,18 @@ use webhook_subscriptions::model::{Event, Organization};
 use webhook_subscriptions::storage::{MemoryStore, Storage};
 use webhook_subscriptions::transport::AddressPolicy;
 use webhook_subscriptions::validate::Validator;
-use webhook_subscriptions::{Error, RequestContext, WebhookService};
+use webhook_subscriptions::{Clock, Error, RequestContext, SystemClock, WebhookService};
 
 /// The example-only route that publishes an event.
 const EVENTS_PATH: &str = "/v1/events";
+/// The Prometheus scrape route.
+const METRICS_PATH: &str = "/metrics";
+/// The health check route.
+const HEALTH_PATH: &str = "/healthz";
+/// `/healthz` fails once the oldest due delivery has waited this long.
+const HEALTHY_QUEUE_LAG: Duration = Duration::from_secs(300);
+/// How long `/healthz` waits for the store.
+const HEALTH_STORE_TIMEOUT: Duration = Duration::from_secs(2);
 
 const USAGE: &str = "usage: server [--addr HOST:PORT] [--allow-private-targets] \
 [--retry-delays-ms MS,MS,...] [--database-url URL] [--lease-ms N] \
@@ -183,8 +205,12 @@ async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, hyper::Err
 /// longer than [`REQUEST_TIMEOUT`] (a client trickling its body).
 async fn serve(
     api: Arc<ApiHandler>,
+    ops: Arc<Operations>,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    if let Some(response) = ops.respond(request.method(), request.uri().path()).await {
+        return Ok(response.map(Full::new));
+    }
     let response = match tokio::time::timeout(REQUEST_TIMEOUT, respond(&api, request)).await {
         Ok(response) => response?,
         Err(_) => {
@@ -212,6 +238,79 @@ async fn respond(
     })
 }
 
+/// What `/metrics` and `/healthz` look at.
+struct Operations {
+    storage: Arc<dyn Storage>,
+    prometheus: PrometheusHandle,
+    /// Cleared when the delivery worker stops, however it stops.
+    worker_running: Arc<AtomicBool>,
+}
+
+impl Operations {
+    /// Serves `GET /metrics` and `GET /healthz`; `None` for other routes.
+    async fn respond(&self, method: &Method, path: &str) -> Option<Response<Bytes>> {
+        if path != METRICS_PATH && path != HEALTH_PATH {
+            return None;
+        }
+        if method != Method::GET {
+            return Some(method_not_allowed(method, "GET"));
+        }
+        if path == METRICS_PATH {
+            let mut response = Response::new(Bytes::from(self.prometheus.render()));
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            return Some(response);
+        }
+        Some(self.health().await)
+    }
+
+    /// Healthy when the store answers, the worker runs and the queue keeps up.
+    async fn health(&self) -> Response<Bytes> {
+        let now = SystemClock.now();
+        let stats = tokio::time::timeout(HEALTH_STORE_TIMEOUT, self.storage.queue_stats(now)).await;
+        let worker = self.worker_running.load(Ordering::SeqCst);
+        let mut body = json!({
+            "worker": if worker { "running" } else { "stopped" },
+        });
+        let healthy = match stats {
+            Ok(Ok(stats)) => {
+                let lag = stats.lag(now);
+                body["store"] = json!("ok");
+                body["queueDue"] = json!(stats.due);
+                body["oldestDueSeconds"] = json!(lag.as_secs_f64());
+                worker && lag < HEALTHY_QUEUE_LAG
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(error = ?error, "health check: the store failed");
+                body["store"] = json!("failing");
+                false
+            }
+            Err(_) => {
+                body["store"] = json!("not answering");
+                false
+            }
+        };
+        body["status"] = json!(if healthy { "ok" } else { "unhealthy" });
+        let status = if healthy {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        json_response(status, &body)
+    }
+}
+
+/// Clears the worker's running flag when dropped, even by a panic.
+struct Running(Arc<AtomicBool>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
 /// The body of `POST /v1/events`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -231,14 +330,7 @@ async fn publish_event(
     body: &[u8],
 ) -> Response<Bytes> {
     if method != Method::POST {
-        let message =
-            format!("Method Not Allowed: {method} is not allowed on this path; allowed: POST");
-        let mut response =
-            json_response(StatusCode::METHOD_NOT_ALLOWED, &json!({"message": message}));
-        response
-            .headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("POST"));
-        return response;
+        return method_not_allowed(method, "POST");
     }
     if body.len() > api.max_body_bytes() {
         let error = Error::InvalidBody(format!(
@@ -254,7 +346,7 @@ async fn publish_event(
         ),
         Err(error) => {
             if error.status().is_server_error() {
-                eprintln!("internal error: {error:?}");
+                tracing::error!(error = ?error, "publishing failed");
             }
             error_response(error.status(), &error)
         }
@@ -279,6 +371,17 @@ async fn publish(
     }
     let receipt = service.publish(&organization, event).await?;
     Ok(receipt.enqueued)
+}
+
+/// 405 for `method` on a path that allows only `allow`.
+fn method_not_allowed(method: &Method, allow: &'static str) -> Response<Bytes> {
+    let message =
+        format!("Method Not Allowed: {method} is not allowed on this path; allowed: {allow}");
+    let mut response = json_response(StatusCode::METHOD_NOT_ALLOWED, &json!({"message": message}));
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    response
 }
 
 fn error_response(status: StatusCode, error: &Error) -> Response<Bytes> {
@@ -328,6 +431,10 @@ async fn shutdown_signal() {
 }
 
 async fn run(options: Options) -> Result<(), String> {
+    let prometheus = PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+    webhook_subscriptions::delivery::metrics::describe();
     let storage = open_store(options.database_url.as_deref()).await?;
     // Validation refuses URLs the worker's transport would refuse anyway.
     let address_policy = if options.allow_private_targets {
@@ -338,9 +445,9 @@ async fn run(options: Options) -> Result<(), String> {
     let service = WebhookService::builder(storage.clone())
         .validator(Validator::default().with_address_policy(address_policy.clone()))
         .build();
+    // The REST handler logs its 5xx errors itself (tracing, warn).
     let api = ApiHandler::builder(service)
         .require_content_type(true)
-        .on_internal_error(|e| eprintln!("internal error: {e:?}"))
         .build()
         .map_err(|e| e.to_string())?;
     let api = Arc::new(api);
@@ -358,7 +465,27 @@ async fn run(options: Options) -> Result<(), String> {
         ));
     }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let worker = start_worker(&options, address_policy, storage, stop_rx.clone())?;
+    let worker_running = Arc::new(AtomicBool::new(true));
+    let worker = start_worker(
+        &options,
+        address_policy,
+        storage.clone(),
+        stop_rx.clone(),
+        Running(worker_running.clone()),
+    )?;
+    let ops = Arc::new(Operations {
+        storage,
+        prometheus: prometheus.clone(),
+        worker_running,
+    });
+    // The recorder drains its histograms only when asked to.
+    let upkeep = tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            ticks.tick().await;
+            prometheus.run_upkeep();
+        }
+    });
     {
         use std::io::Write as _;
         let mut stdout = std::io::stdout().lock();
@@ -382,9 +509,11 @@ async fn run(options: Options) -> Result<(), String> {
                     }
                 };
                 let api = api.clone();
+                let ops = ops.clone();
                 let mut stop = stop_rx.clone();
                 connections.spawn(async move {
-                    let service = service_fn(move |request| serve(api.clone(), request));
+                    let service =
+                        service_fn(move |request| serve(api.clone(), ops.clone(), request));
                     let connection = http1::Builder::new()
                         .timer(TokioTimer::new())
                         .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -410,9 +539,11 @@ async fn run(options: Options) -> Result<(), String> {
     drop(listener);
     let _ = stop_tx.send(true);
     while connections.join_next().await.is_some() {}
-    worker
+    let stopped = worker
         .await
-        .map_err(|e| format!("the delivery worker failed: {e}"))
+        .map_err(|e| format!("the delivery worker failed: {e}"));
+    upkeep.abort();
+    stopped
 }
 
 /// The store: PostgreSQL for `--database-url`, else memory.
@@ -442,6 +573,7 @@ fn start_worker(
     address_policy: AddressPolicy,
     storage: Arc<dyn Storage>,
     mut stop: watch::Receiver<bool>,
+    running: Running,
 ) -> Result<tokio::task::JoinHandle<()>, String> {
     use webhook_subscriptions::delivery::{RetryPolicy, Worker, LEASE_MARGIN};
     use webhook_subscriptions::transport::HttpTransport;
@@ -474,7 +606,9 @@ fn start_worker(
         .address_policy(address_policy)
         .build()
         .map_err(|e| e.to_string())?;
-    let mut worker = Worker::builder(storage, Arc::new(transport)).transport_timeout(timeout);
+    let mut worker = Worker::builder(storage, Arc::new(transport))
+        .transport_timeout(timeout)
+        .on_event(log_event);
     if let Some(lease) = lease {
         worker = worker.lease_duration(lease);
     }
@@ -486,15 +620,59 @@ fn start_worker(
     }
     let worker = worker.build().map_err(|e| e.to_string())?;
     Ok(tokio::spawn(async move {
+        let _running = running;
         let shutdown = async move {
             // An error means the sender is gone: stop then too.
             let _ = stop.wait_for(|stop| *stop).await;
         };
         let report = worker.run(shutdown).await;
-        if report.errors > 0 {
-            eprintln!("delivery worker: {} store failures", report.errors);
-        }
+        tracing::info!(?report, "delivery worker stopped");
     }))
+}
+
+/// The worker's hook: where a host would alert or send operational
+/// webhooks, this example logs. Each attempt is logged by the worker itself.
+#[cfg(feature = "http-client")]
+fn log_event(event: &webhook_subscriptions::delivery::WorkerEvent<'_>) {
+    use webhook_subscriptions::delivery::WorkerEvent;
+
+    match event {
+        WorkerEvent::DeliveryFailed {
+            delivery, reason, ..
+        } => tracing::warn!(
+            target: "server::events",
+            subscription_id = %delivery.subscription_id,
+            delivery_id = %delivery.delivery_id,
+            %reason,
+            "alert: delivery failed for good"
+        ),
+        WorkerEvent::SubscriptionDisabled {
+            organization_id,
+            subscription_id,
+            reason,
+            ..
+        } => tracing::warn!(
+            target: "server::events",
+            %organization_id,
+            %subscription_id,
+            %reason,
+            "alert: subscription disabled"
+        ),
+        WorkerEvent::StoreError {
+            operation, error, ..
+        } => tracing::error!(
+            target: "server::events",
+            %operation,
+            error = ?error,
+            "alert: store error"
+        ),
+        WorkerEvent::LeaseLost { delivery, .. } => tracing::warn!(
+            target: "server::events",
+            delivery_id = %delivery.delivery_id,
+            "alert: lease lost (attempts outlast the lease?)"
+        ),
+        _ => {}
+    }
 }
 
 /// Without an HTTP transport there is nothing to deliver with.
@@ -504,6 +682,7 @@ fn start_worker(
     _address_policy: AddressPolicy,
     _storage: Arc<dyn Storage>,
     _stop: watch::Receiver<bool>,
+    _running: Running,
 ) -> Result<tokio::task::JoinHandle<()>, String> {
     Err(
         "this example delivers events over HTTP and needs feature `http-client`, \
@@ -514,6 +693,13 @@ fn start_worker(
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     let options = match Options::parse(std::env::args().skip(1)) {
         Ok(options) => options,
         Err(message) => {

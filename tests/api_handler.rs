@@ -14,7 +14,7 @@ use webhook_subscriptions::model::{
     NewEvent, NextStep, OrganizationId, SubscriptionChange, SubscriptionId, UserId,
     WebhookSubscription,
 };
-use webhook_subscriptions::storage::{MemoryStore, Storage};
+use webhook_subscriptions::storage::{MemoryStore, QueueStats, Storage};
 use webhook_subscriptions::{Error, RequestContext, Result, WebhookService};
 
 const BASE: &str = "/v1/webhooks";
@@ -1005,6 +1005,9 @@ impl Storage for BrokenStore {
         _: OrganizationId,
         _: SubscriptionId,
     ) -> Result<Vec<(String, DeliveryDetail)>> {
+        broken()
+    }
+    async fn queue_stats(&self, _: DateTime<Utc>) -> Result<QueueStats> {
         broken()
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use delivery_support::{subscription, Harness, EVENT};
 use webhook_subscriptions::delivery::RetryPolicy;
-use webhook_subscriptions::model::{DeliveryId, OrganizationId, SubscriptionChange, UserId};
+use webhook_subscriptions::model::{DeliveryId, OrganizationId};
 use webhook_subscriptions::storage::Storage;
 use webhook_subscriptions::transport::TransportError;
 use webhook_subscriptions::Error;
@@ -305,12 +305,7 @@ async fn a_subscription_disabled_after_publish_is_not_sent_to() {
     let h = Harness::new();
     let sub = h.subscribe().await;
     h.publish_note().await;
-    let mut change = SubscriptionChange::touch(delivery_support::start(), UserId::new_v4());
-    change.enabled = Some(false);
-    h.store
-        .update_subscription(h.organization.id, sub.id, &change)
-        .await
-        .unwrap();
+    h.disable(&sub).await;
 
     let report = h.worker().run_once().await.unwrap();
     assert_eq!(report.skipped, 1);

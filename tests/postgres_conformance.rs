@@ -73,6 +73,8 @@ checks!(
     payload_bytes_are_preserved,
 );
 
+checks!(queue_stats_report_due_deliveries);
+
 shared_checks!(
     concurrent_updates_all_survive,
     concurrent_claimers_share_nothing

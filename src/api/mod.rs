@@ -58,6 +58,8 @@ use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tracing::field::{display, Empty};
+use tracing::{debug, debug_span, warn, Instrument, Span};
 
 use crate::error::{Error, ErrorBody, Result};
 use crate::model::{
@@ -286,8 +288,16 @@ impl ApiHandler {
         request: Request<Bytes>,
     ) -> Response<Bytes> {
         let (parts, body) = request.into_parts();
+        // The route is a template, never the raw path (which carries ids).
+        let span = debug_span!(
+            "webhook_api",
+            method = %parts.method,
+            route = Empty,
+            status = Empty,
+        );
         let mut response = match self
             .respond(ctx, &parts.method, parts.uri.path(), &parts.headers, &body)
+            .instrument(span.clone())
             .await
         {
             Ok(response) => response,
@@ -296,6 +306,8 @@ impl ApiHandler {
         response
             .headers_mut()
             .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        span.record("status", response.status().as_u16());
+        span.in_scope(|| debug!("webhook api request served"));
         response
     }
 
@@ -314,6 +326,10 @@ impl ApiHandler {
             .ok_or_else(|| Failure::MethodNotAllowed {
                 allow: found.resource.allow(),
             })?;
+        let span = Span::current();
+        if !span.is_disabled() {
+            span.record("route", display(op.route(&self.base_path).path));
+        }
         // The matcher yields an id for every route that uses one; an absent
         // one would be refused like an empty path parameter.
         let id = || subscription_id(found.subscription_id.unwrap_or_default());
@@ -462,6 +478,7 @@ impl ApiHandler {
             Failure::Error(error) => {
                 let status = error.status();
                 if status.is_server_error() {
+                    warn!(error = ?error, "webhook api request failed");
                     if let Some(hook) = &self.on_internal_error {
                         hook(&error);
                     }

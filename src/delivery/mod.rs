@@ -10,7 +10,15 @@
 //! - [`Worker`] (feature `runtime-tokio`) claims due deliveries, sends them
 //!   with bounded concurrency and records every attempt.
 //! - [`redeliver`] puts a failed delivery back in the queue by hand.
+//! - [`WorkerEvent`]s tell a host what the worker does (see
+//!   [`WorkerBuilder::on_event`]); with feature `metrics`, `metrics`
+//!   lists what is measured.
 
+#[cfg(feature = "runtime-tokio")]
+mod events;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 mod outcome;
 mod publish;
 mod redeliver;
@@ -19,6 +27,8 @@ mod retry;
 #[cfg(feature = "runtime-tokio")]
 mod worker;
 
+#[cfg(feature = "runtime-tokio")]
+pub use events::{DeliveryRef, DisableReason, FailureReason, StoreOperation, WorkerEvent};
 pub use outcome::{delivery_detail, retry_after, AttemptResult, Outcome};
 pub use publish::{prepare_event, publish, PublishLimits, PublishReceipt, DEFAULT_MAX_BODY_BYTES};
 pub use redeliver::redeliver;

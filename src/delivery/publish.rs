@@ -64,6 +64,8 @@ pub async fn publish(
 ) -> Result<PublishReceipt> {
     let new_event = prepare_event(catalogue, limits, organization, event, clock.now())?;
     let enqueued = storage.enqueue_event(&new_event).await?;
+    #[cfg(feature = "metrics")]
+    super::metrics::record_published(enqueued);
     Ok(PublishReceipt {
         event_id: new_event.event_id,
         enqueued,

@@ -6,12 +6,15 @@ use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::TimeDelta;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinError, JoinSet};
+use tracing::field::{self, Empty};
+use tracing::{debug, debug_span, info, warn, Instrument, Span};
 
+use super::events::{DeliveryRef, DisableReason, FailureReason, StoreOperation, WorkerEvent};
 use super::outcome::{delivery_detail, AttemptResult, Outcome};
 use super::request::build_request;
 use super::retry::{JitterSource, OsJitter, RetryPolicy};
@@ -20,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::model::time::truncate_to_millis;
 use crate::model::{
     ClaimedDelivery, DeliveryDetail, DeliveryId, LeaseOutcome, NextStep, OrganizationId,
+    SubscriptionId,
 };
 use crate::signature::SignatureScheme;
 use crate::storage::Storage;
@@ -34,6 +38,10 @@ const DEFAULT_TRANSPORT_TIMEOUT: Duration = Duration::from_secs(15);
 const DEFAULT_CONCURRENCY: usize = 32;
 const DEFAULT_BATCH_SIZE: usize = 32;
 const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(200);
+#[cfg(feature = "metrics")]
+const DEFAULT_QUEUE_STATS_INTERVAL: Duration = Duration::from_secs(10);
+
+type EventHook = Arc<dyn Fn(&WorkerEvent<'_>) + Send + Sync>;
 
 /// Delivers queued deliveries: claims those that are due, sends each signed
 /// request through the [`Transport`], and records the attempt with the next
@@ -48,6 +56,12 @@ const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// subscribed to the event, is not sent. It is failed with a log entry
 /// saying why (`responseCode` 0, `not sent: ...`) rather than dropped, so it
 /// can still be redelivered by hand once the subscription takes it again.
+///
+/// What it does is observable: each attempt runs in a `tracing` span with
+/// its ids, failures are logged (never a secret or a header value), every
+/// noteworthy step reaches the [`on_event`](WorkerBuilder::on_event) hook as
+/// a [`WorkerEvent`], and with feature `metrics` attempts and the queue are
+/// measured (see `webhook_subscriptions::delivery::metrics`).
 ///
 /// Cheap to clone; clones share everything.
 ///
@@ -110,6 +124,9 @@ struct Inner {
     batch_size: usize,
     poll_interval: Duration,
     transport_timeout: Duration,
+    on_event: Option<EventHook>,
+    #[cfg(feature = "metrics")]
+    queue_stats_interval: Duration,
 }
 
 impl fmt::Debug for Worker {
@@ -142,6 +159,9 @@ pub struct WorkerBuilder {
     batch_size: usize,
     poll_interval: Duration,
     transport_timeout: Duration,
+    on_event: Option<EventHook>,
+    #[cfg(feature = "metrics")]
+    queue_stats_interval: Duration,
 }
 
 impl fmt::Debug for WorkerBuilder {
@@ -227,6 +247,26 @@ impl WorkerBuilder {
         self
     }
 
+    /// Calls `hook` with every [`WorkerEvent`]: attempts finished, deliveries
+    /// failed for good, subscriptions disabled, store errors and lost
+    /// leases; for operational webhooks and alerting. The hook runs on the
+    /// worker's tasks as things happen: keep it quick and non-blocking.
+    /// Without a hook, events cost nothing.
+    pub fn on_event(mut self, hook: impl Fn(&WorkerEvent<'_>) + Send + Sync + 'static) -> Self {
+        self.on_event = Some(Arc::new(hook));
+        self
+    }
+
+    /// How often [`Worker::run`] samples [`Storage::queue_stats`] into the
+    /// queue gauges, once it has sampled them on starting (default 10 s;
+    /// feature `metrics`).
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub fn queue_stats_interval(mut self, interval: Duration) -> Self {
+        self.queue_stats_interval = interval;
+        self
+    }
+
     /// The worker, or [`Error::InvalidConfiguration`] when a value is out of
     /// range or the lease does not outlast the transport timeout by
     /// [`LEASE_MARGIN`] (a slow receiver would then get duplicates).
@@ -246,6 +286,10 @@ impl WorkerBuilder {
         }
         if self.transport_timeout.is_zero() {
             return invalid("transport timeout must not be zero".to_owned());
+        }
+        #[cfg(feature = "metrics")]
+        if self.queue_stats_interval.is_zero() {
+            return invalid("queue stats interval must not be zero".to_owned());
         }
         let needed = self.transport_timeout.saturating_add(LEASE_MARGIN);
         if self.lease < needed {
@@ -270,6 +314,9 @@ impl WorkerBuilder {
                 batch_size: self.batch_size,
                 poll_interval: self.poll_interval,
                 transport_timeout: self.transport_timeout,
+                on_event: self.on_event,
+                #[cfg(feature = "metrics")]
+                queue_stats_interval: self.queue_stats_interval,
             }),
         })
     }
@@ -349,6 +396,9 @@ impl Worker {
             batch_size: DEFAULT_BATCH_SIZE,
             poll_interval: DEFAULT_POLL_INTERVAL,
             transport_timeout: DEFAULT_TRANSPORT_TIMEOUT,
+            on_event: None,
+            #[cfg(feature = "metrics")]
+            queue_stats_interval: DEFAULT_QUEUE_STATS_INTERVAL,
         }
     }
 
@@ -358,14 +408,16 @@ impl Worker {
     ///
     /// Fails only if claiming fails; a failure to record one attempt is
     /// counted in [`RunReport::errors`] (that delivery is retried once its
-    /// lease expires).
+    /// lease expires). Either store failure is also logged and passed to
+    /// the [`on_event`](WorkerBuilder::on_event) hook.
     pub async fn run_once(&self) -> Result<RunReport> {
         let inner = &self.inner;
         let limit = inner.batch_size.min(inner.concurrency);
         let claims = inner
             .storage
             .claim_deliveries(inner.clock.now(), inner.lease, limit)
-            .await?;
+            .await
+            .map_err(|e| inner.store_error(StoreOperation::Claim, e))?;
         let mut report = RunReport {
             claimed: claims.len(),
             ..RunReport::default()
@@ -389,7 +441,9 @@ impl Worker {
     /// On shutdown it stops claiming, lets attempts in flight finish (each
     /// bounded by the transport timeout) and records them, and releases any
     /// claimed delivery not yet sent, so nothing stays leased. Store failures
-    /// never stop the loop; they are counted in the returned report.
+    /// never stop the loop; they are logged, passed to the
+    /// [`on_event`](WorkerBuilder::on_event) hook and counted in the
+    /// returned report.
     ///
     /// Dropping the future instead aborts the attempts in flight; nothing is
     /// lost then either, as their deliveries are claimed again once their
@@ -402,6 +456,15 @@ impl Worker {
         // once the response is in, before recording it.
         let slots = Arc::new(Semaphore::new(inner.concurrency));
         let mut tasks = JoinSet::new();
+        // The first sample is taken before anything is claimed; the
+        // sampler, dropped (so stopped) with the loop, takes the others.
+        #[cfg(feature = "metrics")]
+        let mut sampler = JoinSet::new();
+        #[cfg(feature = "metrics")]
+        {
+            inner.sample_queue().await;
+            sampler.spawn(Arc::clone(&inner).sample_queue_periodically());
+        }
         let mut report = RunReport::default();
         let batch = inner.concurrency.min(inner.batch_size);
         // Claim once a quarter of a batch of slots is free, not per slot.
@@ -458,7 +521,8 @@ impl Worker {
                     }
                     got
                 }
-                Err(_) => {
+                Err(error) => {
+                    inner.store_error(StoreOperation::Claim, error);
                     report.errors += 1;
                     0
                 }
@@ -500,6 +564,15 @@ impl Worker {
     }
 }
 
+/// The `outcome` of an attempt in logs and metrics.
+fn outcome_label(success: bool) -> &'static str {
+    if success {
+        "success"
+    } else {
+        "failure"
+    }
+}
+
 /// A permit count for the semaphore; `build` keeps `concurrency`, and so
 /// every count taken from it, within `u32`.
 fn permits(count: usize) -> u32 {
@@ -507,8 +580,9 @@ fn permits(count: usize) -> u32 {
 }
 
 impl Inner {
-    /// Sends one claimed delivery and records the attempt; `slot` (the
-    /// run loop's sending slot) is given back once the response is in.
+    /// Sends one claimed delivery and records the attempt, in a span with
+    /// its ids; `slot` (the run loop's sending slot) is given back once the
+    /// response is in.
     async fn handle(
         self: Arc<Self>,
         claim: ClaimedDelivery,
@@ -516,11 +590,34 @@ impl Inner {
         stopping: Arc<AtomicBool>,
     ) -> Result<Handled> {
         if stopping.load(Ordering::SeqCst) {
-            self.storage.release(&claim).await?;
+            self.storage
+                .release(&claim)
+                .await
+                .map_err(|e| self.store_error(StoreOperation::Release, e))?;
             return Ok(Handled::Released);
         }
+        let delivery = DeliveryRef::of(&claim);
+        let span = debug_span!(
+            "webhook_attempt",
+            subscription_id = %delivery.subscription_id,
+            event_id = %delivery.event_id,
+            event_name = delivery.event_name,
+            attempt = delivery.attempt,
+            status = Empty,
+            duration_ms = Empty,
+            outcome = Empty,
+        );
+        self.deliver(&claim, delivery, slot).instrument(span).await
+    }
+
+    async fn deliver(
+        &self,
+        claim: &ClaimedDelivery,
+        delivery: DeliveryRef<'_>,
+        slot: Option<OwnedSemaphorePermit>,
+    ) -> Result<Handled> {
         let subscription = &claim.subscription;
-        let event = &claim.delivery.event_name;
+        let event = delivery.event_name;
         if !subscription.wants(event) {
             let why = if subscription.enabled {
                 format!("not sent: subscription is no longer subscribed to {event}")
@@ -534,25 +631,184 @@ impl Inner {
                 response_code: 0,
                 response_text: why,
             };
-            self.storage
-                .record_attempt(&claim, &detail, NextStep::Fail)
-                .await?;
+            let applied = self.record(claim, &detail, NextStep::Fail).await?;
+            if applied == LeaseOutcome::Applied {
+                self.delivery_failed(delivery, FailureReason::NotSent);
+            }
             return Ok(Handled::Skipped);
         }
 
         let at = self.clock.now();
-        let result = self.attempt(&claim, at).await;
+        let started = Instant::now();
+        let result = self.attempt(claim, at).await;
+        let latency = started.elapsed();
         drop(slot);
         let finished = self.clock.now();
         let outcome = Outcome::classify(&result, finished);
-        let attempts_made = claim.delivery.attempts.saturating_add(1);
         let next = self
             .policy
-            .next_step(attempts_made, &outcome, finished, &*self.jitter);
+            .next_step(delivery.attempt, &outcome, finished, &*self.jitter);
+        self.attempt_finished(delivery, &result, outcome, latency, next);
         let detail = delivery_detail(&result, at);
-        match self.storage.record_attempt(&claim, &detail, next).await? {
-            LeaseOutcome::Applied => Ok(Handled::Recorded(next)),
-            _ => Ok(Handled::LeaseLost),
+        if self.record(claim, &detail, next).await? != LeaseOutcome::Applied {
+            return Ok(Handled::LeaseLost);
+        }
+        match next {
+            NextStep::Fail => self.delivery_failed(delivery, FailureReason::RetriesExhausted),
+            NextStep::FailAndDisable => {
+                self.delivery_failed(delivery, FailureReason::Gone);
+                self.subscription_disabled(
+                    delivery.organization_id,
+                    delivery.subscription_id,
+                    DisableReason::Gone,
+                );
+            }
+            _ => {}
+        }
+        Ok(Handled::Recorded(next))
+    }
+
+    /// Records an attempt; reports a store error or a lost lease.
+    async fn record(
+        &self,
+        claim: &ClaimedDelivery,
+        detail: &DeliveryDetail,
+        next: NextStep,
+    ) -> Result<LeaseOutcome> {
+        let applied = self
+            .storage
+            .record_attempt(claim, detail, next)
+            .await
+            .map_err(|e| self.store_error(StoreOperation::RecordAttempt, e))?;
+        if applied != LeaseOutcome::Applied {
+            let delivery = DeliveryRef::of(claim);
+            warn!(
+                subscription_id = %delivery.subscription_id,
+                delivery_id = %delivery.delivery_id,
+                "webhook delivery lease lost before its attempt was recorded"
+            );
+            self.emit(&WorkerEvent::LeaseLost { delivery });
+        }
+        Ok(applied)
+    }
+
+    fn emit(&self, event: &WorkerEvent<'_>) {
+        if let Some(hook) = &self.on_event {
+            hook(event);
+        }
+    }
+
+    /// Logs, counts and reports one attempt: a `warn` line for a failure
+    /// (ids, status and error only, never headers or the secret), `debug`
+    /// for a success.
+    fn attempt_finished(
+        &self,
+        delivery: DeliveryRef<'_>,
+        result: &AttemptResult,
+        outcome: Outcome,
+        latency: Duration,
+        next: NextStep,
+    ) {
+        let status = result.as_ref().ok().map(|response| response.status);
+        let code = status.map_or(0, |status| status.as_u16());
+        let duration_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+        let success = outcome == Outcome::Success;
+        let label = outcome_label(success);
+        let span = Span::current();
+        span.record("status", code);
+        span.record("duration_ms", duration_ms);
+        span.record("outcome", label);
+        if success {
+            debug!(status = code, duration_ms, "webhook attempt delivered");
+        } else {
+            warn!(
+                subscription_id = %delivery.subscription_id,
+                event_id = %delivery.event_id,
+                event_name = delivery.event_name,
+                attempt = delivery.attempt,
+                status = code,
+                duration_ms,
+                outcome = label,
+                error = result.as_ref().err().map(field::display),
+                next = ?next,
+                "webhook attempt failed"
+            );
+        }
+        #[cfg(feature = "metrics")]
+        super::metrics::record_attempt(label, latency);
+        self.emit(&WorkerEvent::AttemptFinished {
+            delivery,
+            outcome,
+            status,
+            latency,
+            next,
+        });
+    }
+
+    fn delivery_failed(&self, delivery: DeliveryRef<'_>, reason: FailureReason) {
+        match reason {
+            FailureReason::NotSent => info!(
+                subscription_id = %delivery.subscription_id,
+                delivery_id = %delivery.delivery_id,
+                event_name = delivery.event_name,
+                %reason,
+                "webhook delivery failed"
+            ),
+            _ => warn!(
+                subscription_id = %delivery.subscription_id,
+                delivery_id = %delivery.delivery_id,
+                event_name = delivery.event_name,
+                attempts = delivery.attempt,
+                %reason,
+                "webhook delivery failed"
+            ),
+        }
+        self.emit(&WorkerEvent::DeliveryFailed { delivery, reason });
+    }
+
+    /// The one place the worker reports a subscription it disabled.
+    fn subscription_disabled(
+        &self,
+        organization_id: OrganizationId,
+        subscription_id: SubscriptionId,
+        reason: DisableReason,
+    ) {
+        info!(%organization_id, %subscription_id, %reason, "webhook subscription disabled");
+        self.emit(&WorkerEvent::SubscriptionDisabled {
+            organization_id,
+            subscription_id,
+            reason,
+        });
+    }
+
+    /// Logs and reports a failed store call, handing its error back.
+    fn store_error(&self, operation: StoreOperation, error: Error) -> Error {
+        warn!(%operation, error = ?error, "webhook store call failed");
+        self.emit(&WorkerEvent::StoreError {
+            operation,
+            error: &error,
+        });
+        error
+    }
+
+    /// Sets the queue gauges from [`Storage::queue_stats`].
+    #[cfg(feature = "metrics")]
+    async fn sample_queue(&self) {
+        let now = self.clock.now();
+        match self.storage.queue_stats(now).await {
+            Ok(stats) => super::metrics::record_queue(stats.due, stats.lag(now)),
+            Err(error) => {
+                self.store_error(StoreOperation::QueueStats, error);
+            }
+        }
+    }
+
+    /// Samples the queue every `queue_stats_interval`, until dropped.
+    #[cfg(feature = "metrics")]
+    async fn sample_queue_periodically(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(self.queue_stats_interval).await;
+            self.sample_queue().await;
         }
     }
 

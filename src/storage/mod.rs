@@ -27,6 +27,39 @@ pub use postgres::{PostgresStore, PostgresStoreConfig, DEFAULT_MAX_CONNECTIONS, 
 /// The default number of attempts kept per subscription and event.
 pub const DEFAULT_LOG_CAP: usize = 100;
 
+/// The most due deliveries [`Storage::queue_stats`] counts: past it the
+/// count stops, so sampling a large backlog stays cheap.
+pub const QUEUE_STATS_COUNT_LIMIT: u64 = 10_000;
+
+/// How far behind the delivery queue is at one instant (see
+/// [`Storage::queue_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueueStats {
+    /// Deliveries claimable now (pending and due, or leased with an expired
+    /// lease), counted up to [`QUEUE_STATS_COUNT_LIMIT`].
+    pub due: u64,
+    /// When the longest-waiting of them became claimable (its due time, or
+    /// when its lease expired); `None` when nothing is due.
+    pub oldest_due_at: Option<DateTime<Utc>>,
+}
+
+impl QueueStats {
+    /// Stats of `due` claimable deliveries, the oldest claimable since
+    /// `oldest_due_at` (for backends outside this crate).
+    pub fn new(due: u64, oldest_due_at: Option<DateTime<Utc>>) -> Self {
+        Self { due, oldest_due_at }
+    }
+
+    /// How long the oldest due delivery has waited at `now` (zero when
+    /// nothing is due): the queue's lag.
+    pub fn lag(&self, now: DateTime<Utc>) -> std::time::Duration {
+        self.oldest_due_at
+            .and_then(|at| (now - at).to_std().ok())
+            .unwrap_or_default()
+    }
+}
+
 /// Where subscriptions, queued deliveries, attempt logs and statuses live.
 ///
 /// Every method is scoped: a subscription of another organization behaves
@@ -137,6 +170,12 @@ pub trait Storage: Send + Sync + Debug {
         organization: OrganizationId,
         subscription: SubscriptionId,
     ) -> Result<Vec<(String, DeliveryDetail)>>;
+
+    /// How many deliveries are claimable at `now` (up to
+    /// [`QUEUE_STATS_COUNT_LIMIT`]) and since when the oldest of them is.
+    /// Meant to be sampled periodically for monitoring: cheap on a large
+    /// queue, and never blocked by claimers.
+    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats>;
 }
 
 macro_rules! forward_storage {
@@ -236,6 +275,9 @@ macro_rules! forward_storage {
                 subscription: SubscriptionId,
             ) -> Result<Vec<(String, DeliveryDetail)>> {
                 (**self).latest_statuses(organization, subscription).await
+            }
+            async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats> {
+                (**self).queue_stats(now).await
             }
         }
     };

@@ -55,6 +55,7 @@
 //! | [`attempt_log_newest_first_and_capped`] | logs are newest first and keep the newest 100 |
 //! | [`latest_statuses_per_event`] | the latest attempt per attempted event |
 //! | [`payload_bytes_are_preserved`] | claims and logs carry the enqueued bytes exactly |
+//! | [`queue_stats_report_due_deliveries`] | counts what is claimable now and since when the oldest is |
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -72,6 +73,7 @@ use crate::storage::Storage;
 mod isolation;
 mod logs;
 mod queue;
+mod queue_stats;
 mod subscriptions;
 
 pub use isolation::{
@@ -88,6 +90,7 @@ pub use queue::{
     lease_blocks_other_claimers_until_expiry, release_makes_delivery_claimable_at_once,
     retry_reschedules, stale_lease_cannot_overwrite,
 };
+pub use queue_stats::queue_stats_report_due_deliveries;
 pub use subscriptions::{
     concurrent_updates_all_survive, delete_removes_subscription, insert_and_get, list_oldest_first,
     update_applies_change,
@@ -330,4 +333,5 @@ where
         latest_statuses_per_event,
         payload_bytes_are_preserved,
     );
+    check!(queue_stats_report_due_deliveries);
 }

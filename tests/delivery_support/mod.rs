@@ -15,7 +15,7 @@ use webhook_subscriptions::delivery::{
 };
 use webhook_subscriptions::model::{
     AttemptLog, Event, EventCatalogue, EventId, Organization, OrganizationId, SecretKey,
-    SubscriptionId, UserId, WebhookSubscription,
+    SubscriptionChange, SubscriptionId, UserId, WebhookSubscription,
 };
 use webhook_subscriptions::storage::{MemoryStore, Storage};
 use webhook_subscriptions::transport::{Transport, TransportError, TransportResponse};
@@ -175,6 +175,16 @@ impl Harness {
             .await
             .unwrap();
         subscription
+    }
+
+    /// Disables `subscription` (as its owner would, through the API).
+    pub async fn disable(&self, subscription: &WebhookSubscription) {
+        let mut change = SubscriptionChange::touch(start(), UserId::new_v4());
+        change.enabled = Some(false);
+        self.store
+            .update_subscription(self.organization.id, subscription.id, &change)
+            .await
+            .unwrap();
     }
 
     pub async fn publish(&self, event: Event) -> PublishReceipt {

@@ -12,7 +12,7 @@ use crate::model::{
     AttemptLog, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, LeaseOutcome, NewEvent,
     NextStep, OrganizationId, SubscriptionChange, SubscriptionId, WebhookSubscription,
 };
-use crate::storage::{Storage, DEFAULT_LOG_CAP};
+use crate::storage::{QueueStats, Storage, DEFAULT_LOG_CAP};
 
 mod state;
 
@@ -284,6 +284,10 @@ impl Storage for MemoryStore {
         subscription: SubscriptionId,
     ) -> Result<Vec<(String, DeliveryDetail)>> {
         Ok(self.read().latest(organization, subscription))
+    }
+
+    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats> {
+        Ok(self.read().queue_stats(now))
     }
 }
 

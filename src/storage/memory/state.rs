@@ -20,6 +20,7 @@ use crate::model::{
 };
 
 use super::MemoryStoreStats;
+use crate::storage::{QueueStats, QUEUE_STATS_COUNT_LIMIT};
 
 /// Position in the queue's ordered indexes: a time, then the delivery's
 /// creation sequence so equal times stay distinct and first-come first.
@@ -235,6 +236,27 @@ impl State {
     fn next_seq(&mut self) -> u64 {
         self.next_seq += 1;
         self.next_seq
+    }
+
+    /// Walks the due ends of the two ordered indexes, at most
+    /// [`QUEUE_STATS_COUNT_LIMIT`] keys each.
+    pub(super) fn queue_stats(&self, now: DateTime<Utc>) -> QueueStats {
+        let last = (now, u64::MAX);
+        let limit = usize::try_from(QUEUE_STATS_COUNT_LIMIT).unwrap_or(usize::MAX);
+        let pending = self.queue.pending.range(..=last);
+        let expired = self.queue.leases.range(..=last);
+        let oldest_due_at = [pending.clone().next(), expired.clone().next()]
+            .into_iter()
+            .flatten()
+            .map(|((at, _), _)| *at)
+            .min();
+        let due = pending.take(limit).count() + expired.take(limit).count();
+        QueueStats {
+            due: u64::try_from(due)
+                .unwrap_or(u64::MAX)
+                .min(QUEUE_STATS_COUNT_LIMIT),
+            oldest_due_at,
+        }
     }
 
     pub(super) fn stats(&self) -> MemoryStoreStats {

@@ -51,7 +51,7 @@ use crate::model::{
     LeaseOutcome, NewEvent, NextStep, OrganizationId, SubscriptionChange, SubscriptionId,
     WebhookSubscription,
 };
-use crate::storage::{Storage, DEFAULT_DEDUP_WINDOW, DEFAULT_LOG_CAP};
+use crate::storage::{QueueStats, Storage, DEFAULT_DEDUP_WINDOW, DEFAULT_LOG_CAP};
 
 mod batch;
 mod migrate;
@@ -601,5 +601,19 @@ impl Storage for PostgresStore {
                 Ok((event, rows::detail(row)?))
             })
             .collect()
+    }
+
+    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats> {
+        let row = sqlx::query(sql(&self.queries.queue_stats))
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        let due: i64 = sqlx::Row::try_get(&row, "due").map_err(db)?;
+        let oldest_due_at = sqlx::Row::try_get(&row, "oldest_due_at").map_err(db)?;
+        Ok(QueueStats {
+            due: u64::try_from(due).map_err(Error::internal)?,
+            oldest_due_at,
+        })
     }
 }

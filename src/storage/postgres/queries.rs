@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use sqlx::{AssertSqlSafe, SqlStr};
 
+use crate::storage::QUEUE_STATS_COUNT_LIMIT;
+
 /// `state` values of a delivery row.
 pub(super) const PENDING: i16 = 0;
 pub(super) const LEASED: i16 = 1;
@@ -46,6 +48,7 @@ pub(super) struct Queries {
     pub list_attempts: Arc<str>,
     pub latest_statuses: Arc<str>,
     pub prune_events: Arc<str>,
+    pub queue_stats: Arc<str>,
 }
 
 /// Wraps a statement for sqlx. Sound because every statement is built from
@@ -333,6 +336,18 @@ impl Queries {
                                    WHERE d.org = e.org AND d.event_id = e.event_id)
                    AND NOT EXISTS (SELECT 1 FROM {s}.attempt_logs l
                                    WHERE l.org = e.org AND l.event_id = e.event_id)"
+            )),
+            // Both halves read only the claim index: the count stops at the
+            // limit, and the oldest is its first entry.
+            queue_stats: build(format!(
+                "SELECT
+                    (SELECT count(*) FROM (
+                        SELECT 1 FROM {s}.deliveries
+                        WHERE state < {FAILED} AND available_at <= $1
+                        LIMIT {QUEUE_STATS_COUNT_LIMIT}
+                     ) due) AS due,
+                    (SELECT min(available_at) FROM {s}.deliveries
+                     WHERE state < {FAILED} AND available_at <= $1) AS oldest_due_at"
             )),
         }
     }

@@ -1,0 +1,437 @@
+//! The worker's event hook (`WorkerBuilder::on_event`): which events an
+//! attempt, a failure for good, a `410 Gone`, a delivery not sent, a store
+//! error and a lost lease produce, with the ids they carry.
+#![cfg(feature = "runtime-tokio")]
+
+mod delivery_support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use delivery_support::{Harness, EVENT};
+use http::{HeaderMap, StatusCode};
+use webhook_subscriptions::delivery::{
+    DisableReason, FailureReason, Outcome, RetryPolicy, StoreOperation, WorkerEvent,
+};
+use webhook_subscriptions::model::{
+    AttemptLog, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, LeaseOutcome, NewEvent,
+    NextStep, OrganizationId, SubscriptionChange, SubscriptionId, WebhookSubscription,
+};
+use webhook_subscriptions::storage::{MemoryStore, QueueStats, Storage};
+use webhook_subscriptions::transport::{from_fn, TransportResponse};
+use webhook_subscriptions::{Clock, Error, Result};
+
+/// An owned copy of what a hook saw, so tests can compare after the run.
+#[derive(Debug, Clone, PartialEq)]
+enum Seen {
+    Attempt {
+        subscription: SubscriptionId,
+        event_name: String,
+        attempt: u32,
+        outcome: Outcome,
+        status: Option<StatusCode>,
+        next: NextStep,
+    },
+    Failed {
+        delivery: DeliveryId,
+        reason: FailureReason,
+    },
+    Disabled {
+        organization: OrganizationId,
+        subscription: SubscriptionId,
+        reason: DisableReason,
+    },
+    StoreError(StoreOperation),
+    LeaseLost(DeliveryId),
+}
+
+/// A hook that keeps every event it is given.
+fn recorder() -> (
+    Arc<Mutex<Vec<Seen>>>,
+    impl Fn(&WorkerEvent<'_>) + Send + Sync + 'static,
+) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    let hook = move |event: &WorkerEvent<'_>| {
+        let copy = match *event {
+            WorkerEvent::AttemptFinished {
+                delivery,
+                outcome,
+                status,
+                next,
+                ..
+            } => Seen::Attempt {
+                subscription: delivery.subscription_id,
+                event_name: delivery.event_name.to_owned(),
+                attempt: delivery.attempt,
+                outcome,
+                status,
+                next,
+            },
+            WorkerEvent::DeliveryFailed {
+                delivery, reason, ..
+            } => Seen::Failed {
+                delivery: delivery.delivery_id,
+                reason,
+            },
+            WorkerEvent::SubscriptionDisabled {
+                organization_id,
+                subscription_id,
+                reason,
+                ..
+            } => Seen::Disabled {
+                organization: organization_id,
+                subscription: subscription_id,
+                reason,
+            },
+            WorkerEvent::StoreError { operation, .. } => Seen::StoreError(operation),
+            WorkerEvent::LeaseLost { delivery, .. } => Seen::LeaseLost(delivery.delivery_id),
+            _ => return,
+        };
+        sink.lock().unwrap().push(copy);
+    };
+    (seen, hook)
+}
+
+fn seen(events: &Mutex<Vec<Seen>>) -> Vec<Seen> {
+    events.lock().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_delivered_attempt_is_reported_with_its_ids_status_and_latency() {
+    let h = Harness::new();
+    let sub = h.subscribe().await;
+    h.publish_note().await;
+    h.transport.respond(200, &[], b"");
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&latencies);
+    let (events, record) = recorder();
+    let worker = h
+        .worker_builder()
+        .on_event(move |event| {
+            if let WorkerEvent::AttemptFinished {
+                delivery, latency, ..
+            } = event
+            {
+                sink.lock()
+                    .unwrap()
+                    .push((delivery.organization_id, *latency));
+            }
+            record(event);
+        })
+        .build()
+        .unwrap();
+
+    worker.run_once().await.unwrap();
+
+    assert_eq!(
+        seen(&events),
+        vec![Seen::Attempt {
+            subscription: sub.id,
+            event_name: EVENT.to_owned(),
+            attempt: 1,
+            outcome: Outcome::Success,
+            status: Some(StatusCode::OK),
+            next: NextStep::Complete,
+        }]
+    );
+    let latencies = latencies.lock().unwrap();
+    assert_eq!(latencies.len(), 1);
+    assert_eq!(latencies[0].0, h.organization.id);
+    assert!(
+        latencies[0].1 < Duration::from_secs(60),
+        "latency is the time the attempt took, not a clock reading"
+    );
+}
+
+#[tokio::test]
+async fn retries_then_a_failure_for_good_are_reported_in_order() {
+    let h = Harness::new();
+    let sub = h.subscribe().await;
+    h.publish_note().await;
+    h.transport.respond(500, &[], b"boom");
+    h.transport.respond(500, &[], b"boom again");
+    let (events, hook) = recorder();
+    let policy = RetryPolicy::new(vec![Duration::from_secs(5)], 0.0).unwrap();
+    let worker = h
+        .worker_builder()
+        .retry_policy(policy)
+        .on_event(hook)
+        .build()
+        .unwrap();
+
+    worker.run_once().await.unwrap();
+    h.advance_secs(5);
+    let report = worker.run_once().await.unwrap();
+    assert_eq!(report.failed, 1);
+
+    let failed = h
+        .store
+        .failed_deliveries(h.organization.id, sub.id, 10)
+        .await
+        .unwrap();
+    let events = seen(&events);
+    let Seen::Attempt { next: first, .. } = &events[0] else {
+        panic!("the first event must be the first attempt, got {events:?}");
+    };
+    assert!(matches!(first, NextStep::Retry { .. }), "{first:?}");
+    assert_eq!(
+        events[1..],
+        [
+            Seen::Attempt {
+                subscription: sub.id,
+                event_name: EVENT.to_owned(),
+                attempt: 2,
+                outcome: Outcome::Retryable,
+                status: Some(StatusCode::INTERNAL_SERVER_ERROR),
+                next: NextStep::Fail,
+            },
+            Seen::Failed {
+                delivery: failed[0].id,
+                reason: FailureReason::RetriesExhausted,
+            },
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_410_reports_the_failed_delivery_and_the_disabled_subscription() {
+    let h = Harness::new();
+    let sub = h.subscribe().await;
+    h.publish_note().await;
+    h.transport.status(410);
+    let (events, hook) = recorder();
+    let worker = h.worker_builder().on_event(hook).build().unwrap();
+
+    worker.run_once().await.unwrap();
+
+    let events = seen(&events);
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(
+        matches!(
+            events[0],
+            Seen::Attempt {
+                outcome: Outcome::Gone,
+                next: NextStep::FailAndDisable,
+                ..
+            }
+        ),
+        "{events:?}"
+    );
+    assert!(matches!(
+        events[1],
+        Seen::Failed {
+            reason: FailureReason::Gone,
+            ..
+        }
+    ));
+    assert_eq!(
+        events[2],
+        Seen::Disabled {
+            organization: h.organization.id,
+            subscription: sub.id,
+            reason: DisableReason::Gone,
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_delivery_not_sent_is_reported_failed_without_an_attempt() {
+    let h = Harness::new();
+    let sub = h.subscribe().await;
+    h.publish_note().await;
+    h.disable(&sub).await;
+    let (events, hook) = recorder();
+    let worker = h.worker_builder().on_event(hook).build().unwrap();
+
+    assert_eq!(worker.run_once().await.unwrap().skipped, 1);
+
+    let events = seen(&events);
+    assert!(
+        matches!(
+            events[..],
+            [Seen::Failed {
+                reason: FailureReason::NotSent,
+                ..
+            }]
+        ),
+        "{events:?}"
+    );
+    assert!(h.transport.sent().is_empty());
+}
+
+#[tokio::test]
+async fn store_errors_are_reported_with_the_failing_call() {
+    let h = Harness::new();
+    h.subscribe().await;
+    h.publish_note().await;
+    h.transport.status(200);
+    let store = Arc::new(FailingRecords(h.store.clone()));
+    let (events, hook) = recorder();
+    let worker = webhook_subscriptions::delivery::Worker::builder(store, h.transport.clone())
+        .clock(Arc::new(h.clock.clone()))
+        .on_event(hook)
+        .build()
+        .unwrap();
+
+    let report = worker.run_once().await.unwrap();
+
+    assert_eq!(report.errors, 1);
+    let events = seen(&events);
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(matches!(events[0], Seen::Attempt { .. }), "{events:?}");
+    assert_eq!(events[1], Seen::StoreError(StoreOperation::RecordAttempt));
+}
+
+#[tokio::test]
+async fn a_lease_taken_over_during_the_attempt_is_reported_lost() {
+    let h = Harness::new();
+    h.subscribe().await;
+    h.publish_note().await;
+    let lease = Duration::from_secs(60);
+    // While the receiver answers, the lease runs out and another worker
+    // claims the delivery.
+    let taken_over = Arc::new(Mutex::new(Vec::new()));
+    let (store, clock, taken) = (h.store.clone(), h.clock.clone(), taken_over.clone());
+    let transport = from_fn(move |_request| {
+        let (store, clock, taken) = (store.clone(), clock.clone(), taken.clone());
+        async move {
+            clock.advance(chrono::Duration::seconds(61));
+            let lease = chrono::Duration::seconds(60);
+            let claims = store
+                .claim_deliveries(clock.now(), lease, 10)
+                .await
+                .unwrap();
+            let mut taken = taken.lock().unwrap();
+            taken.extend(claims.iter().map(|claim| claim.delivery.id));
+            Ok(TransportResponse::new(
+                StatusCode::OK,
+                HeaderMap::new(),
+                Bytes::new(),
+            ))
+        }
+    });
+    let (events, hook) = recorder();
+    let worker = h
+        .worker_builder_with(Arc::new(transport))
+        .lease_duration(lease)
+        .on_event(hook)
+        .build()
+        .unwrap();
+
+    let report = worker.run_once().await.unwrap();
+
+    assert_eq!(report.lease_lost, 1);
+    let events = seen(&events);
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(matches!(events[0], Seen::Attempt { .. }), "{events:?}");
+    let taken = taken_over.lock().unwrap().clone();
+    assert_eq!(taken.len(), 1, "the expired lease was claimed again");
+    assert_eq!(events[1], Seen::LeaseLost(taken[0]));
+}
+
+/// A memory store whose `record_attempt` always fails.
+#[derive(Debug)]
+struct FailingRecords(Arc<MemoryStore>);
+
+#[async_trait]
+impl Storage for FailingRecords {
+    async fn insert_subscription(
+        &self,
+        organization: OrganizationId,
+        subscription: &WebhookSubscription,
+    ) -> Result<()> {
+        self.0.insert_subscription(organization, subscription).await
+    }
+    async fn get_subscription(
+        &self,
+        organization: OrganizationId,
+        id: SubscriptionId,
+    ) -> Result<Option<WebhookSubscription>> {
+        self.0.get_subscription(organization, id).await
+    }
+    async fn list_subscriptions(
+        &self,
+        organization: OrganizationId,
+    ) -> Result<Vec<WebhookSubscription>> {
+        self.0.list_subscriptions(organization).await
+    }
+    async fn update_subscription(
+        &self,
+        organization: OrganizationId,
+        id: SubscriptionId,
+        change: &SubscriptionChange,
+    ) -> Result<Option<WebhookSubscription>> {
+        self.0.update_subscription(organization, id, change).await
+    }
+    async fn delete_subscription(
+        &self,
+        organization: OrganizationId,
+        id: SubscriptionId,
+    ) -> Result<bool> {
+        self.0.delete_subscription(organization, id).await
+    }
+    async fn enqueue_event(&self, event: &NewEvent) -> Result<usize> {
+        self.0.enqueue_event(event).await
+    }
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_for: chrono::Duration,
+        limit: usize,
+    ) -> Result<Vec<ClaimedDelivery>> {
+        self.0.claim_deliveries(now, lease_for, limit).await
+    }
+    async fn record_attempt(
+        &self,
+        _claim: &ClaimedDelivery,
+        _detail: &DeliveryDetail,
+        _next: NextStep,
+    ) -> Result<LeaseOutcome> {
+        Err(Error::internal("the store is down"))
+    }
+    async fn release(&self, claim: &ClaimedDelivery) -> Result<LeaseOutcome> {
+        self.0.release(claim).await
+    }
+    async fn failed_deliveries(
+        &self,
+        organization: OrganizationId,
+        subscription: SubscriptionId,
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
+        self.0
+            .failed_deliveries(organization, subscription, limit)
+            .await
+    }
+    async fn redeliver(
+        &self,
+        organization: OrganizationId,
+        delivery: DeliveryId,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.0.redeliver(organization, delivery, now).await
+    }
+    async fn list_attempts(
+        &self,
+        organization: OrganizationId,
+        subscription: SubscriptionId,
+        event: &str,
+    ) -> Result<Vec<AttemptLog>> {
+        self.0
+            .list_attempts(organization, subscription, event)
+            .await
+    }
+    async fn latest_statuses(
+        &self,
+        organization: OrganizationId,
+        subscription: SubscriptionId,
+    ) -> Result<Vec<(String, DeliveryDetail)>> {
+        self.0.latest_statuses(organization, subscription).await
+    }
+    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats> {
+        self.0.queue_stats(now).await
+    }
+}
