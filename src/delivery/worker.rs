@@ -19,7 +19,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::model::time::truncate_to_millis;
 use crate::model::{
-    ClaimedDelivery, DeliveryDetail, DeliveryId, LeaseOutcome, NextStep, OrganizationId,
+    ClaimLimits, ClaimedDelivery, DeliveryDetail, DeliveryId, LeaseOutcome, NextStep,
+    OrganizationId,
 };
 use crate::signature::SignatureScheme;
 use crate::storage::Storage;
@@ -34,6 +35,12 @@ const DEFAULT_TRANSPORT_TIMEOUT: Duration = Duration::from_secs(15);
 const DEFAULT_CONCURRENCY: usize = 32;
 const DEFAULT_BATCH_SIZE: usize = 32;
 const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// The default of [`WorkerBuilder::max_in_flight_per_subscription`].
+pub const DEFAULT_MAX_IN_FLIGHT_PER_SUBSCRIPTION: usize = 4;
+/// How long the run loop waits for a quarter of a batch of slots to free up
+/// before claiming for the few that are free: short, so a tenant whose
+/// receiver answers fast is not held back behind slow ones.
+const CLAIM_LINGER: Duration = Duration::from_millis(10);
 
 /// Delivers queued deliveries: claims those that are due, sends each signed
 /// request through the [`Transport`], and records the attempt with the next
@@ -108,6 +115,7 @@ struct Inner {
     lease: TimeDelta,
     concurrency: usize,
     batch_size: usize,
+    max_in_flight_per_subscription: usize,
     poll_interval: Duration,
     transport_timeout: Duration,
 }
@@ -122,6 +130,10 @@ impl fmt::Debug for Worker {
             .field("lease", &inner.lease)
             .field("concurrency", &inner.concurrency)
             .field("batch_size", &inner.batch_size)
+            .field(
+                "max_in_flight_per_subscription",
+                &inner.max_in_flight_per_subscription,
+            )
             .field("poll_interval", &inner.poll_interval)
             .field("transport_timeout", &inner.transport_timeout)
             .finish_non_exhaustive()
@@ -140,6 +152,7 @@ pub struct WorkerBuilder {
     lease: Duration,
     concurrency: usize,
     batch_size: usize,
+    max_in_flight_per_subscription: usize,
     poll_interval: Duration,
     transport_timeout: Duration,
 }
@@ -153,6 +166,10 @@ impl fmt::Debug for WorkerBuilder {
             .field("lease", &self.lease)
             .field("concurrency", &self.concurrency)
             .field("batch_size", &self.batch_size)
+            .field(
+                "max_in_flight_per_subscription",
+                &self.max_in_flight_per_subscription,
+            )
             .field("poll_interval", &self.poll_interval)
             .field("transport_timeout", &self.transport_timeout)
             .finish_non_exhaustive()
@@ -212,6 +229,20 @@ impl WorkerBuilder {
         self
     }
 
+    /// The most attempts one subscription may have in flight at once,
+    /// across every worker sharing the store (default
+    /// [`DEFAULT_MAX_IN_FLIGHT_PER_SUBSCRIPTION`], 4).
+    ///
+    /// Claims skip a saturated subscription, so an endpoint that stalls
+    /// until the transport timeout holds at most this many slots, and
+    /// everyone else's deliveries keep flowing. Claims also take turns across
+    /// organizations and their subscriptions (see
+    /// [`Storage::claim_deliveries_fairly`]).
+    pub fn max_in_flight_per_subscription(mut self, max: usize) -> Self {
+        self.max_in_flight_per_subscription = max;
+        self
+    }
+
     /// How long [`Worker::run`] waits before looking again when the queue
     /// had nothing more due (default 200 ms).
     pub fn poll_interval(mut self, interval: Duration) -> Self {
@@ -241,6 +272,9 @@ impl WorkerBuilder {
         if self.batch_size == 0 {
             return invalid("batch size must be at least 1".to_owned());
         }
+        if self.max_in_flight_per_subscription == 0 {
+            return invalid("max in flight per subscription must be at least 1".to_owned());
+        }
         if self.poll_interval.is_zero() {
             return invalid("poll interval must not be zero".to_owned());
         }
@@ -268,6 +302,7 @@ impl WorkerBuilder {
                 lease,
                 concurrency: self.concurrency,
                 batch_size: self.batch_size,
+                max_in_flight_per_subscription: self.max_in_flight_per_subscription,
                 poll_interval: self.poll_interval,
                 transport_timeout: self.transport_timeout,
             }),
@@ -347,6 +382,7 @@ impl Worker {
             lease: DEFAULT_LEASE,
             concurrency: DEFAULT_CONCURRENCY,
             batch_size: DEFAULT_BATCH_SIZE,
+            max_in_flight_per_subscription: DEFAULT_MAX_IN_FLIGHT_PER_SUBSCRIPTION,
             poll_interval: DEFAULT_POLL_INTERVAL,
             transport_timeout: DEFAULT_TRANSPORT_TIMEOUT,
         }
@@ -362,10 +398,7 @@ impl Worker {
     pub async fn run_once(&self) -> Result<RunReport> {
         let inner = &self.inner;
         let limit = inner.batch_size.min(inner.concurrency);
-        let claims = inner
-            .storage
-            .claim_deliveries(inner.clock.now(), inner.lease, limit)
-            .await?;
+        let claims = inner.claim(limit).await?;
         let mut report = RunReport {
             claimed: claims.len(),
             ..RunReport::default()
@@ -404,7 +437,8 @@ impl Worker {
         let mut tasks = JoinSet::new();
         let mut report = RunReport::default();
         let batch = inner.concurrency.min(inner.batch_size);
-        // Claim once a quarter of a batch of slots is free, not per slot.
+        // Claim once a quarter of a batch of slots is free, not per slot
+        // (or, after `CLAIM_LINGER`, for the few that are).
         let threshold = (batch / 4).max(1);
         // Tasks recording an outcome hold no slot; this bounds them too.
         let max_tasks = inner.concurrency.saturating_mul(2);
@@ -436,6 +470,13 @@ impl Worker {
                             Err(_) => break,
                         }
                     }
+                    () = tokio::time::sleep(CLAIM_LINGER), if room && slots.available_permits() > 0 => {
+                        let free = slots.available_permits();
+                        match Arc::clone(&slots).try_acquire_many_owned(permits(free)) {
+                            Ok(permits) if free > 0 => permits,
+                            _ => continue,
+                        }
+                    }
                 },
             };
             // Take every other free slot too, up to a batch.
@@ -444,10 +485,7 @@ impl Worker {
                 claiming.merge(extra);
             }
             let limit = claiming.num_permits();
-            let claimed = inner
-                .storage
-                .claim_deliveries(inner.clock.now(), inner.lease, limit)
-                .await;
+            let claimed = inner.claim(limit).await;
             let got = match claimed {
                 Ok(claims) => {
                     let got = claims.len();
@@ -507,6 +545,15 @@ fn permits(count: usize) -> u32 {
 }
 
 impl Inner {
+    /// Claims up to `limit` due deliveries, fairly and within the
+    /// per-subscription cap.
+    async fn claim(&self, limit: usize) -> Result<Vec<ClaimedDelivery>> {
+        let limits = ClaimLimits::new(limit, self.max_in_flight_per_subscription);
+        self.storage
+            .claim_deliveries_fairly(self.clock.now(), self.lease, limits)
+            .await
+    }
+
     /// Sends one claimed delivery and records the attempt; `slot` (the
     /// run loop's sending slot) is given back once the response is in.
     async fn handle(

@@ -12,6 +12,7 @@ pub mod time;
 
 pub use authorization::{Authorization, AUTHORIZATION_HEADER};
 pub use delivery::{
+    ClaimLimits,
     response_text, truncate_utf8, AttemptLog, ClaimedDelivery, Delivery, DeliveryDetail,
     DeliveryState, DeliveryStatus, EventDeliveryStatus, EventLogEntry, Lease, LeaseOutcome,
     NewEvent, NextStep, RESPONSE_TEXT_LIMIT,

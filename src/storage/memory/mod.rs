@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::error::{Error, Result};
 use crate::model::{
-    AttemptLog, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, LeaseOutcome, NewEvent,
+    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, LeaseOutcome, NewEvent,
     NextStep, OrganizationId, SubscriptionChange, SubscriptionId, WebhookSubscription,
 };
 use crate::storage::{Storage, DEFAULT_LOG_CAP};
@@ -227,13 +227,13 @@ impl Storage for MemoryStore {
         self.write().enqueue(event, self.config.dedup_window)
     }
 
-    async fn claim_deliveries(
+    async fn claim_deliveries_fairly(
         &self,
         now: DateTime<Utc>,
         lease_for: Duration,
-        limit: usize,
+        limits: ClaimLimits,
     ) -> Result<Vec<ClaimedDelivery>> {
-        Ok(self.write().claim(now, lease_for, limit))
+        Ok(self.write().claim(now, lease_for, limits))
     }
 
     async fn record_attempt(
