@@ -46,6 +46,9 @@
 //! | [`lease_blocks_other_claimers_until_expiry`] | a held lease hides the delivery; an expired one hands it out with a new token |
 //! | [`stale_lease_cannot_overwrite`] | an outdated claim is logged but cannot change the queue |
 //! | [`concurrent_claimers_share_nothing`] | many concurrent claimers get every delivery exactly once |
+//! | [`claim_caps_in_flight_per_subscription`] | a subscription never has more than the cap under live leases |
+//! | [`claim_takes_turns_across_organizations`] | claims go round-robin over organizations, then subscriptions; fewer in flight first |
+//! | [`concurrent_claimers_respect_the_cap`] | the cap holds across many concurrent claimers |
 //! | [`retry_reschedules`] | `Retry` makes the delivery due at `at` with one more attempt |
 //! | [`complete_removes_delivery`] | `Complete` removes the delivery |
 //! | [`fail_keeps_delivery_for_redelivery`] | `Fail` keeps it as failed; `redeliver` queues it afresh |
@@ -69,11 +72,16 @@ use crate::model::{
 };
 use crate::storage::Storage;
 
+mod fairness;
 mod isolation;
 mod logs;
 mod queue;
 mod subscriptions;
 
+pub use fairness::{
+    claim_caps_in_flight_per_subscription, claim_takes_turns_across_organizations,
+    concurrent_claimers_respect_the_cap,
+};
 pub use isolation::{
     enqueue_stays_in_organization, logs_and_failures_are_isolated, organizations_are_isolated,
 };
@@ -319,6 +327,11 @@ where
         stale_lease_cannot_overwrite,
     );
     check_shared!(concurrent_claimers_share_nothing);
+    check!(
+        claim_caps_in_flight_per_subscription,
+        claim_takes_turns_across_organizations
+    );
+    check_shared!(concurrent_claimers_respect_the_cap);
     check!(
         retry_reschedules,
         complete_removes_delivery,

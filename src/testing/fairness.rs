@@ -1,0 +1,197 @@
+//! Checks of fair claims: the per-subscription in-flight cap and the turns
+//! taken across organizations and subscriptions.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::Barrier;
+
+use super::{at, detail, enqueue, event, insert, record, subscription, LEASE};
+use crate::model::{
+    ClaimLimits, ClaimedDelivery, LeaseOutcome, NextStep, OrganizationId, SubscriptionId,
+};
+use crate::storage::Storage;
+
+/// Claims fairly at `now` with `limits`, leasing for [`LEASE`].
+async fn claim_fairly(
+    store: &dyn Storage,
+    now: chrono::DateTime<chrono::Utc>,
+    batch: usize,
+    per_subscription: usize,
+) -> Vec<ClaimedDelivery> {
+    store
+        .claim_deliveries_fairly(now, LEASE, ClaimLimits::new(batch, per_subscription))
+        .await
+        .unwrap_or_else(|e| panic!("claim_deliveries_fairly failed: {e:?}"))
+}
+
+/// How many of `claimed` went to each subscription.
+fn per_subscription(claimed: &[ClaimedDelivery]) -> BTreeMap<SubscriptionId, usize> {
+    let mut counts = BTreeMap::new();
+    for claim in claimed {
+        *counts.entry(claim.delivery.subscription_id).or_default() += 1;
+    }
+    counts
+}
+
+/// A subscription never has more than `per_subscription` deliveries under
+/// a live lease: a claim skips a saturated subscription, a finished attempt
+/// frees its place, and an expired lease no longer counts.
+pub async fn claim_caps_in_flight_per_subscription(store: &dyn Storage) {
+    const CAP: usize = 4;
+    let org = OrganizationId::new_v4();
+    let busy = subscription("busy", &["ConversationCreated"]);
+    let quiet = subscription("quiet", &["ConversationClosed"]);
+    insert(store, org, &busy).await;
+    insert(store, org, &quiet).await;
+    for _ in 0..10 {
+        enqueue(store, &event(org, "ConversationCreated", at(0)), 1).await;
+    }
+    for _ in 0..2 {
+        enqueue(store, &event(org, "ConversationClosed", at(0)), 1).await;
+    }
+
+    let first = claim_fairly(store, at(1), 100, CAP).await;
+    let counts = per_subscription(&first);
+    assert_eq!(
+        counts.get(&busy.id),
+        Some(&CAP),
+        "a subscription with 10 due deliveries gets exactly the cap of {CAP} in flight"
+    );
+    assert_eq!(
+        counts.get(&quiet.id),
+        Some(&2),
+        "the cap of one subscription must not hold back another's deliveries"
+    );
+    assert!(
+        claim_fairly(store, at(1), 100, CAP).await.is_empty(),
+        "a saturated subscription gets nothing more while its leases hold"
+    );
+
+    let done = first
+        .iter()
+        .find(|c| c.delivery.subscription_id == busy.id)
+        .unwrap_or_else(|| panic!("a claim of the busy subscription"));
+    let outcome = record(store, done, &detail(at(2), 200, "OK"), NextStep::Complete).await;
+    assert_eq!(outcome, LeaseOutcome::Applied, "the holder completes its claim");
+    let refill = claim_fairly(store, at(2), 100, CAP).await;
+    assert_eq!(
+        per_subscription(&refill),
+        BTreeMap::from([(busy.id, 1)]),
+        "a finished attempt frees exactly one place under the cap"
+    );
+
+    // Every lease taken so far has expired at `at(2) + LEASE`.
+    let after_expiry = claim_fairly(store, at(2) + LEASE, 100, CAP).await;
+    assert_eq!(
+        per_subscription(&after_expiry).get(&busy.id),
+        Some(&CAP),
+        "expired leases do not count against the cap"
+    );
+}
+
+/// A claim takes turns: across organizations first, then across the
+/// subscriptions of an organization, then by due time; deliveries in flight
+/// count as turns already taken, so a tenant's fresh delivery goes before
+/// another tenant's older backlog.
+pub async fn claim_takes_turns_across_organizations(store: &dyn Storage) {
+    let big = OrganizationId::new_v4();
+    let small = OrganizationId::new_v4();
+    let backlog = subscription("backlog", &["ConversationCreated"]);
+    let other = subscription("other", &["ConversationClosed"]);
+    let fresh = subscription("fresh", &["ConversationCreated"]);
+    insert(store, big, &backlog).await;
+    insert(store, big, &other).await;
+    insert(store, small, &fresh).await;
+    for _ in 0..20 {
+        enqueue(store, &event(big, "ConversationCreated", at(0)), 1).await;
+    }
+    enqueue(store, &event(big, "ConversationClosed", at(1)), 1).await;
+    for _ in 0..2 {
+        enqueue(store, &event(small, "ConversationCreated", at(2)), 1).await;
+    }
+
+    let first = claim_fairly(store, at(3), 4, 100).await;
+    assert_eq!(
+        per_subscription(&first),
+        BTreeMap::from([(backlog.id, 1), (other.id, 1), (fresh.id, 2)]),
+        "four claims go round-robin over the organizations, then their subscriptions, \
+         not to the oldest backlog"
+    );
+
+    for claim in first.iter().filter(|c| c.delivery.subscription_id == fresh.id) {
+        record(store, claim, &detail(at(4), 200, "OK"), NextStep::Complete).await;
+    }
+    enqueue(store, &event(small, "ConversationCreated", at(5)), 1).await;
+    let next = claim_fairly(store, at(6), 1, 100).await;
+    assert_eq!(
+        per_subscription(&next),
+        BTreeMap::from([(fresh.id, 1)]),
+        "an organization with nothing in flight goes before one with deliveries in flight, \
+         however old the latter's backlog"
+    );
+}
+
+/// Many concurrent claimers together never lease more than the cap per
+/// subscription.
+pub async fn concurrent_claimers_respect_the_cap(store: Arc<dyn Storage>) {
+    const CAP: usize = 4;
+    const SUBSCRIPTIONS: usize = 3;
+    const CLAIMERS: usize = 8;
+    let org = OrganizationId::new_v4();
+    for i in 0..SUBSCRIPTIONS {
+        insert(
+            &*store,
+            org,
+            &subscription(&format!("capped-{i}"), &["ConversationCreated"]),
+        )
+        .await;
+    }
+    for _ in 0..30 {
+        enqueue(
+            &*store,
+            &event(org, "ConversationCreated", at(0)),
+            SUBSCRIPTIONS,
+        )
+        .await;
+    }
+
+    let barrier = Arc::new(Barrier::new(CLAIMERS));
+    let mut tasks = Vec::new();
+    for _ in 0..CLAIMERS {
+        let store = store.clone();
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let mut mine = Vec::new();
+            // Claims one at a time and never finishes: leases only pile up.
+            for _ in 0..20 {
+                mine.extend(claim_fairly(&*store, at(1), 1, CAP).await);
+                tokio::task::yield_now().await;
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(
+            task.await
+                .unwrap_or_else(|e| panic!("claim task failed: {e}")),
+        );
+    }
+    // A claimer may find a subscription busy with another claimer and pass;
+    // one more claim alone tops every subscription up to the cap.
+    all.extend(claim_fairly(&*store, at(1), 100, CAP).await);
+    let counts = per_subscription(&all);
+    assert_eq!(
+        counts.len(),
+        SUBSCRIPTIONS,
+        "every subscription with due deliveries gets claims"
+    );
+    for (subscription, count) in counts {
+        assert_eq!(
+            count, CAP,
+            "subscription {subscription} was leased {count} times concurrently, cap {CAP}"
+        );
+    }
+}
