@@ -37,10 +37,6 @@ const DEFAULT_BATCH_SIZE: usize = 32;
 const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// The default of [`WorkerBuilder::max_in_flight_per_subscription`].
 pub const DEFAULT_MAX_IN_FLIGHT_PER_SUBSCRIPTION: usize = 4;
-/// How long the run loop waits for a quarter of a batch of slots to free up
-/// before claiming for the few that are free: short, so a tenant whose
-/// receiver answers fast is not held back behind slow ones.
-const CLAIM_LINGER: Duration = Duration::from_millis(10);
 
 /// Delivers queued deliveries: claims those that are due, sends each signed
 /// request through the [`Transport`], and records the attempt with the next
@@ -212,10 +208,9 @@ impl WorkerBuilder {
 
     /// The most attempts being sent at once (default 32).
     ///
-    /// An attempt's slot frees up as soon as its response (or error) is in;
-    /// recording the outcome in the store does not hold it, so a store's
-    /// round trips do not throttle sending. [`Worker::run`] keeps at most
-    /// twice this many deliveries claimed (sending or recording).
+    /// An attempt holds its slot until its outcome is recorded in the store:
+    /// until then the store counts it against its subscription's in-flight
+    /// cap, and a slot freed earlier could only go to another subscription.
     pub fn concurrency(mut self, concurrency: usize) -> Self {
         self.concurrency = concurrency;
         self
@@ -415,7 +410,7 @@ impl Worker {
     }
 
     /// Delivers until `shutdown` completes, keeping up to `concurrency`
-    /// attempts being sent: as slots free up the worker claims again, in
+    /// attempts in flight: as slots free up the worker claims again, in
     /// batches, while the queue has due deliveries; when it has none, it
     /// looks again after the poll interval.
     ///
@@ -431,25 +426,38 @@ impl Worker {
         let inner = self.inner;
         let mut shutdown = pin!(shutdown);
         let stopping = Arc::new(AtomicBool::new(false));
-        // One permit per attempt being sent; a task gives its permit back
-        // once the response is in, before recording it.
+        // One permit per attempt in flight; a task gives its permit back
+        // once its attempt is recorded.
         let slots = Arc::new(Semaphore::new(inner.concurrency));
         let mut tasks = JoinSet::new();
         let mut report = RunReport::default();
         let batch = inner.concurrency.min(inner.batch_size);
-        // Claim once a quarter of a batch of slots is free, not per slot
-        // (or, after `CLAIM_LINGER`, for the few that are).
+        // Claim once a quarter of a batch of slots is free, not per slot,
+        // or as soon as an attempt is recorded.
         let threshold = (batch / 4).max(1);
-        // Tasks recording an outcome hold no slot; this bounds them too.
+        // Tasks that ended but are not yet counted hold no slot; this bounds them.
         let max_tasks = inner.concurrency.saturating_mul(2);
+        // Whether an attempt was recorded since the last claim.
+        let mut recorded = false;
         loop {
             while let Some(handled) = tasks.try_join_next() {
                 report.count(handled);
+                recorded = true;
             }
             let room = tasks.len() < max_tasks;
+            // A task ends once its attempt is recorded, so the store already
+            // counts its subscription's slot as free: claim for the few free
+            // slots then rather than wait for more, or a subscription whose
+            // receiver answers fast would wait behind slow ones.
+            let wanted = if recorded {
+                slots.available_permits().clamp(1, batch)
+            } else {
+                threshold
+            };
+            recorded = false;
             let free = if room {
                 Arc::clone(&slots)
-                    .try_acquire_many_owned(permits(threshold))
+                    .try_acquire_many_owned(permits(wanted))
                     .ok()
             } else {
                 None
@@ -459,10 +467,6 @@ impl Worker {
                 None => tokio::select! {
                     biased;
                     () = &mut shutdown => break,
-                    Some(handled) = tasks.join_next(), if !room => {
-                        report.count(handled);
-                        continue;
-                    }
                     acquired = Arc::clone(&slots).acquire_many_owned(permits(threshold)), if room => {
                         match acquired {
                             Ok(permits) => permits,
@@ -470,17 +474,19 @@ impl Worker {
                             Err(_) => break,
                         }
                     }
-                    () = tokio::time::sleep(CLAIM_LINGER), if room && slots.available_permits() > 0 => {
-                        let free = slots.available_permits();
-                        match Arc::clone(&slots).try_acquire_many_owned(permits(free)) {
-                            Ok(permits) if free > 0 => permits,
-                            _ => continue,
-                        }
+                    // Looks again with the freed slot (this select's pending
+                    // acquire may hold it until the select is over).
+                    Some(handled) = tasks.join_next() => {
+                        report.count(handled);
+                        recorded = true;
+                        continue;
                     }
                 },
             };
             // Take every other free slot too, up to a batch.
-            let more = slots.available_permits().min(batch - threshold);
+            let more = slots
+                .available_permits()
+                .min(batch.saturating_sub(claiming.num_permits()));
             if let Ok(extra) = Arc::clone(&slots).try_acquire_many_owned(permits(more)) {
                 claiming.merge(extra);
             }
@@ -504,10 +510,17 @@ impl Worker {
             report.claimed += got;
             // Unused slots go back before waiting.
             drop(claiming);
+            // Fewer than asked: nothing more is due, or the subscriptions
+            // with due deliveries are at their in-flight cap. Look again
+            // after the poll interval, or as soon as an attempt is recorded.
             let idle = got < limit;
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
+                Some(handled) = tasks.join_next(), if idle => {
+                    report.count(handled);
+                    recorded = true;
+                }
                 () = tokio::time::sleep(inner.poll_interval), if idle => {}
                 () = std::future::ready(()), if !idle => {}
             }
@@ -554,12 +567,13 @@ impl Inner {
             .await
     }
 
-    /// Sends one claimed delivery and records the attempt; `slot` (the
-    /// run loop's sending slot) is given back once the response is in.
+    /// Sends one claimed delivery and records the attempt; `_slot` (the
+    /// run loop's slot) is given back once the attempt is recorded, when the
+    /// store no longer counts it against its subscription's in-flight cap.
     async fn handle(
         self: Arc<Self>,
         claim: ClaimedDelivery,
-        slot: Option<OwnedSemaphorePermit>,
+        _slot: Option<OwnedSemaphorePermit>,
         stopping: Arc<AtomicBool>,
     ) -> Result<Handled> {
         if stopping.load(Ordering::SeqCst) {
@@ -574,7 +588,6 @@ impl Inner {
             } else {
                 "not sent: subscription is disabled".to_owned()
             };
-            drop(slot);
             let detail = DeliveryDetail {
                 delivery_timestamp: truncate_to_millis(self.clock.now()),
                 success: false,
@@ -589,7 +602,6 @@ impl Inner {
 
         let at = self.clock.now();
         let result = self.attempt(&claim, at).await;
-        drop(slot);
         let finished = self.clock.now();
         let outcome = Outcome::classify(&result, finished);
         let attempts_made = claim.delivery.attempts.saturating_add(1);

@@ -11,8 +11,8 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::error::Result;
 use crate::model::{
-    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, LeaseOutcome, NewEvent,
-    NextStep, OrganizationId, SubscriptionChange, SubscriptionId, WebhookSubscription,
+    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, LeaseOutcome,
+    NewEvent, NextStep, OrganizationId, SubscriptionChange, SubscriptionId, WebhookSubscription,
 };
 
 mod memory;
@@ -227,7 +227,9 @@ macro_rules! forward_storage {
                 lease_for: Duration,
                 limits: ClaimLimits,
             ) -> Result<Vec<ClaimedDelivery>> {
-                (**self).claim_deliveries_fairly(now, lease_for, limits).await
+                (**self)
+                    .claim_deliveries_fairly(now, lease_for, limits)
+                    .await
             }
             async fn record_attempt(
                 &self,

@@ -73,7 +73,11 @@ pub async fn claim_caps_in_flight_per_subscription(store: &dyn Storage) {
         .find(|c| c.delivery.subscription_id == busy.id)
         .unwrap_or_else(|| panic!("a claim of the busy subscription"));
     let outcome = record(store, done, &detail(at(2), 200, "OK"), NextStep::Complete).await;
-    assert_eq!(outcome, LeaseOutcome::Applied, "the holder completes its claim");
+    assert_eq!(
+        outcome,
+        LeaseOutcome::Applied,
+        "the holder completes its claim"
+    );
     let refill = claim_fairly(store, at(2), 100, CAP).await;
     assert_eq!(
         per_subscription(&refill),
@@ -119,7 +123,10 @@ pub async fn claim_takes_turns_across_organizations(store: &dyn Storage) {
          not to the oldest backlog"
     );
 
-    for claim in first.iter().filter(|c| c.delivery.subscription_id == fresh.id) {
+    for claim in first
+        .iter()
+        .filter(|c| c.delivery.subscription_id == fresh.id)
+    {
         record(store, claim, &detail(at(4), 200, "OK"), NextStep::Complete).await;
     }
     enqueue(store, &event(small, "ConversationCreated", at(5)), 1).await;

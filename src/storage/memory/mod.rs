@@ -9,8 +9,8 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::error::{Error, Result};
 use crate::model::{
-    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, LeaseOutcome, NewEvent,
-    NextStep, OrganizationId, SubscriptionChange, SubscriptionId, WebhookSubscription,
+    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, LeaseOutcome,
+    NewEvent, NextStep, OrganizationId, SubscriptionChange, SubscriptionId, WebhookSubscription,
 };
 use crate::storage::{Storage, DEFAULT_LOG_CAP};
 

@@ -14,9 +14,9 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, DeliveryState, EventId,
-    Lease, LeaseOutcome, NewEvent, NextStep, OrganizationId, SubscriptionChange, SubscriptionId,
-    WebhookSubscription,
+    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, DeliveryState,
+    EventId, Lease, LeaseOutcome, NewEvent, NextStep, OrganizationId, SubscriptionChange,
+    SubscriptionId, WebhookSubscription,
 };
 
 use super::MemoryStoreStats;
@@ -564,9 +564,7 @@ impl State {
         limits: ClaimLimits,
     ) -> Vec<ClaimedDelivery> {
         let expires_at = later(now, lease_for);
-        let due = self
-            .queue
-            .due(now, limits.batch, limits.per_subscription);
+        let due = self.queue.due(now, limits.batch, limits.per_subscription);
         let mut claimed = Vec::with_capacity(due.len());
         for candidate in due {
             let id = candidate.id;
@@ -680,7 +678,8 @@ impl State {
         // `due_at` is no later than the claim, so it is claimable again at once.
         record.slot = Slot::Pending;
         let lane = Queue::lane_of(&record);
-        self.queue.push_pending(lane, (record.due_at, record.seq), id);
+        self.queue
+            .push_pending(lane, (record.due_at, record.seq), id);
         self.queue.records.insert(id, record);
         LeaseOutcome::Applied
     }

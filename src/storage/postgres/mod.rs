@@ -47,8 +47,8 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, DeliveryState, Lease,
-    LeaseOutcome, NewEvent, NextStep, OrganizationId, SubscriptionChange, SubscriptionId,
+    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, DeliveryState,
+    Lease, LeaseOutcome, NewEvent, NextStep, OrganizationId, SubscriptionChange, SubscriptionId,
     WebhookSubscription,
 };
 use crate::storage::{Storage, DEFAULT_DEDUP_WINDOW, DEFAULT_LOG_CAP};
