@@ -21,4 +21,6 @@ pub use error::{BoxError, Error, ErrorBody, FieldError, Operation, Result, Valid
 pub mod service;
 pub mod validate;
 
-pub use service::{WebhookService, WebhookServiceBuilder};
+pub use service::{
+    WebhookService, WebhookServiceBuilder, DEFAULT_MAX_SUBSCRIPTIONS_PER_ORGANIZATION,
+};
