@@ -58,6 +58,7 @@ checks!(
     payload_bytes_are_preserved,
     claim_caps_in_flight_per_subscription,
     claim_takes_turns_across_organizations,
+    prune_drops_old_failures_and_logs,
 );
 
 shared_checks!(

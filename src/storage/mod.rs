@@ -167,6 +167,16 @@ pub trait Storage: Send + Sync + Debug {
         organization: OrganizationId,
         subscription: SubscriptionId,
     ) -> Result<Vec<(String, DeliveryDetail)>>;
+
+    /// Retention, all organizations: removes failed deliveries last due
+    /// before `before` (with their payloads, once nothing else needs them)
+    /// and attempt log entries made before `before`, and forgets event ids
+    /// whose de-duplication window is over at `now` and that nothing still
+    /// needs. Pending and leased deliveries are never removed. Returns how
+    /// many deliveries and log entries were removed. Meant for a periodic
+    /// maintenance job (the worker runs it, see
+    /// [`WorkerBuilder::retention`](crate::delivery::WorkerBuilder::retention)).
+    async fn prune(&self, now: DateTime<Utc>, before: DateTime<Utc>) -> Result<u64>;
 }
 
 macro_rules! forward_storage {
@@ -276,6 +286,9 @@ macro_rules! forward_storage {
                 subscription: SubscriptionId,
             ) -> Result<Vec<(String, DeliveryDetail)>> {
                 (**self).latest_statuses(organization, subscription).await
+            }
+            async fn prune(&self, now: DateTime<Utc>, before: DateTime<Utc>) -> Result<u64> {
+                (**self).prune(now, before).await
             }
         }
     };

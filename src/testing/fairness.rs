@@ -1,5 +1,5 @@
-//! Checks of fair claims: the per-subscription in-flight cap and the turns
-//! taken across organizations and subscriptions.
+//! Checks of fair delivery: the per-subscription in-flight cap, the turns
+//! taken across organizations and subscriptions, and retention.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -201,4 +201,55 @@ pub async fn concurrent_claimers_respect_the_cap(store: Arc<dyn Storage>) {
             "subscription {subscription} was leased {count} times concurrently, cap {CAP}"
         );
     }
+}
+
+/// Retention: `prune` removes failed deliveries last due before the cut-off
+/// and log entries made before it, and keeps everything newer and every
+/// pending delivery, however old.
+pub async fn prune_drops_old_failures_and_logs(store: &dyn Storage) {
+    let org = OrganizationId::new_v4();
+    let sub = subscription("retained", &["ConversationCreated"]);
+    insert(store, org, &sub).await;
+
+    enqueue(store, &event(org, "ConversationCreated", at(0)), 1).await;
+    let old_failure = super::claim_one(store, at(0)).await;
+    record(store, &old_failure, &detail(at(1), 500, "old"), NextStep::Fail).await;
+    enqueue(store, &event(org, "ConversationCreated", at(100)), 1).await;
+    let retrying = super::claim_one(store, at(100)).await;
+    let later = NextStep::Retry { at: at(10_000) };
+    record(store, &retrying, &detail(at(101), 500, "retrying"), later).await;
+    enqueue(store, &event(org, "ConversationCreated", at(200)), 1).await;
+    let new_failure = super::claim_one(store, at(200)).await;
+    record(store, &new_failure, &detail(at(201), 500, "new"), NextStep::Fail).await;
+
+    let removed = store
+        .prune(at(300), at(150))
+        .await
+        .unwrap_or_else(|e| panic!("prune failed: {e:?}"));
+    assert_eq!(removed, 3, "one old failed delivery and two old log entries");
+    let failed: Vec<_> = super::failed(store, org, sub.id)
+        .await
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(
+        failed,
+        [new_failure.delivery.id],
+        "only the failed delivery due before the cut-off goes"
+    );
+    let texts: Vec<_> = super::attempts(store, org, sub.id, "ConversationCreated")
+        .await
+        .into_iter()
+        .map(|a| a.detail.response_text)
+        .collect();
+    assert_eq!(texts, ["new"], "log entries made before the cut-off go");
+    let pending = super::claim_one(store, at(10_000)).await;
+    assert_eq!(
+        pending.delivery.id, retrying.delivery.id,
+        "a pending delivery is kept, however old"
+    );
+    assert!(
+        store.prune(at(300), at(150)).await.is_ok_and(|n| n == 0),
+        "pruning again removes nothing"
+    );
 }

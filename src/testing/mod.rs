@@ -49,6 +49,7 @@
 //! | [`claim_caps_in_flight_per_subscription`] | a subscription never has more than the cap under live leases |
 //! | [`claim_takes_turns_across_organizations`] | claims go round-robin over organizations, then subscriptions; fewer in flight first |
 //! | [`concurrent_claimers_respect_the_cap`] | the cap holds across many concurrent claimers |
+//! | [`prune_drops_old_failures_and_logs`] | retention removes old failed deliveries and log entries, nothing pending |
 //! | [`retry_reschedules`] | `Retry` makes the delivery due at `at` with one more attempt |
 //! | [`complete_removes_delivery`] | `Complete` removes the delivery |
 //! | [`fail_keeps_delivery_for_redelivery`] | `Fail` keeps it as failed; `redeliver` queues it afresh |
@@ -80,7 +81,7 @@ mod subscriptions;
 
 pub use fairness::{
     claim_caps_in_flight_per_subscription, claim_takes_turns_across_organizations,
-    concurrent_claimers_respect_the_cap,
+    concurrent_claimers_respect_the_cap, prune_drops_old_failures_and_logs,
 };
 pub use isolation::{
     enqueue_stays_in_organization, logs_and_failures_are_isolated, organizations_are_isolated,
@@ -332,6 +333,7 @@ where
         claim_takes_turns_across_organizations
     );
     check_shared!(concurrent_claimers_respect_the_cap);
+    check!(prune_drops_old_failures_and_logs);
     check!(
         retry_reschedules,
         complete_removes_delivery,

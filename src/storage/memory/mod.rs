@@ -285,6 +285,10 @@ impl Storage for MemoryStore {
     ) -> Result<Vec<(String, DeliveryDetail)>> {
         Ok(self.read().latest(organization, subscription))
     }
+
+    async fn prune(&self, now: DateTime<Utc>, before: DateTime<Utc>) -> Result<u64> {
+        Ok(self.write().prune(now, before))
+    }
 }
 
 #[cfg(test)]

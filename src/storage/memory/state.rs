@@ -757,6 +757,37 @@ impl State {
             .collect()
     }
 
+    pub(super) fn prune(&mut self, now: DateTime<Utc>, before: DateTime<Utc>) -> u64 {
+        self.forget_seen_until(now);
+        let mut removed = 0u64;
+        for entry in self.subscriptions.values_mut() {
+            let Some(activity) = entry.activity.as_deref_mut() else {
+                continue;
+            };
+            while let Some(&(due_at, _, id)) = activity.failed.first() {
+                if due_at >= before {
+                    break;
+                }
+                activity.failed.pop_first();
+                activity.deliveries.remove(&id);
+                self.queue.records.remove(&id);
+                removed += 1;
+            }
+            for log in activity.logs.values_mut() {
+                while log
+                    .back()
+                    .is_some_and(|a| a.detail.delivery_timestamp < before)
+                {
+                    log.pop_back();
+                    self.log_entries -= 1;
+                    removed += 1;
+                }
+            }
+            activity.logs.retain(|_, log| !log.is_empty());
+        }
+        removed
+    }
+
     fn activity(
         &self,
         organization: OrganizationId,

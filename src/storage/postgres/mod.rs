@@ -637,4 +637,16 @@ impl Storage for PostgresStore {
             })
             .collect()
     }
+
+    async fn prune(&self, now: DateTime<Utc>, before: DateTime<Utc>) -> Result<u64> {
+        let removed: i64 = sqlx::query_scalar(sql(&self.queries.prune_history))
+            .bind(before)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        // A second statement: the first one's deletions are not visible to
+        // its own subqueries, so payloads it freed go only now.
+        self.prune_events(now).await?;
+        Ok(u64::try_from(removed).unwrap_or_default())
+    }
 }

@@ -51,6 +51,7 @@ pub(super) struct Queries {
     pub list_attempts: Arc<str>,
     pub latest_statuses: Arc<str>,
     pub prune_events: Arc<str>,
+    pub prune_history: Arc<str>,
 }
 
 /// Wraps a statement for sqlx. Sound because every statement is built from
@@ -412,6 +413,17 @@ impl Queries {
                     ORDER BY l.seq DESC LIMIT 1
                 ) newest
                 WHERE names.event_name IS NOT NULL"
+            )),
+            // Retention: failed deliveries and attempt logs older than $1.
+            // A maintenance job's statement: it scans the failed rows and the
+            // logs (no index on log times, to keep attempts cheap).
+            prune_history: build(format!(
+                "WITH failed AS (
+                    DELETE FROM {s}.deliveries WHERE state = {FAILED} AND due_at < $1 RETURNING 1
+                ), logs AS (
+                    DELETE FROM {s}.attempt_logs WHERE delivered_at < $1 RETURNING 1
+                )
+                SELECT (SELECT count(*) FROM failed) + (SELECT count(*) FROM logs)"
             )),
             // Forgets old event ids that no delivery or log still needs.
             prune_events: build(format!(
