@@ -35,6 +35,9 @@ const DEFAULT_TRANSPORT_TIMEOUT: Duration = Duration::from_secs(15);
 const DEFAULT_CONCURRENCY: usize = 32;
 const DEFAULT_BATCH_SIZE: usize = 32;
 const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// The default of [`WorkerBuilder::retention`]: 30 days.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+const DEFAULT_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60 * 60);
 /// The default of [`WorkerBuilder::max_in_flight_per_subscription`].
 pub const DEFAULT_MAX_IN_FLIGHT_PER_SUBSCRIPTION: usize = 4;
 
@@ -112,6 +115,8 @@ struct Inner {
     concurrency: usize,
     batch_size: usize,
     max_in_flight_per_subscription: usize,
+    retention: TimeDelta,
+    maintenance_interval: Duration,
     poll_interval: Duration,
     transport_timeout: Duration,
 }
@@ -130,6 +135,8 @@ impl fmt::Debug for Worker {
                 "max_in_flight_per_subscription",
                 &inner.max_in_flight_per_subscription,
             )
+            .field("retention", &inner.retention)
+            .field("maintenance_interval", &inner.maintenance_interval)
             .field("poll_interval", &inner.poll_interval)
             .field("transport_timeout", &inner.transport_timeout)
             .finish_non_exhaustive()
@@ -149,6 +156,8 @@ pub struct WorkerBuilder {
     concurrency: usize,
     batch_size: usize,
     max_in_flight_per_subscription: usize,
+    retention: Duration,
+    maintenance_interval: Duration,
     poll_interval: Duration,
     transport_timeout: Duration,
 }
@@ -166,6 +175,8 @@ impl fmt::Debug for WorkerBuilder {
                 "max_in_flight_per_subscription",
                 &self.max_in_flight_per_subscription,
             )
+            .field("retention", &self.retention)
+            .field("maintenance_interval", &self.maintenance_interval)
             .field("poll_interval", &self.poll_interval)
             .field("transport_timeout", &self.transport_timeout)
             .finish_non_exhaustive()
@@ -238,6 +249,23 @@ impl WorkerBuilder {
         self
     }
 
+    /// How long failed deliveries (with their payloads) and attempt log
+    /// entries are kept (default [`DEFAULT_RETENTION`], 30 days): older ones
+    /// are removed by [`Worker::prune`], which [`Worker::run`] calls every
+    /// maintenance interval. Pending deliveries are never removed.
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// How often [`Worker::run`] prunes (default 1 hour; see
+    /// [`retention`](Self::retention)). Each worker sharing a store prunes;
+    /// pruning twice removes nothing the second time.
+    pub fn maintenance_interval(mut self, interval: Duration) -> Self {
+        self.maintenance_interval = interval;
+        self
+    }
+
     /// How long [`Worker::run`] waits before looking again when the queue
     /// had nothing more due (default 200 ms).
     pub fn poll_interval(mut self, interval: Duration) -> Self {
@@ -267,6 +295,12 @@ impl WorkerBuilder {
         if self.batch_size == 0 {
             return invalid("batch size must be at least 1".to_owned());
         }
+        if self.maintenance_interval.is_zero() {
+            return invalid("maintenance interval must not be zero".to_owned());
+        }
+        let Ok(retention) = TimeDelta::from_std(self.retention) else {
+            return invalid(format!("retention of {:?} is too long", self.retention));
+        };
         if self.max_in_flight_per_subscription == 0 {
             return invalid("max in flight per subscription must be at least 1".to_owned());
         }
@@ -298,6 +332,8 @@ impl WorkerBuilder {
                 concurrency: self.concurrency,
                 batch_size: self.batch_size,
                 max_in_flight_per_subscription: self.max_in_flight_per_subscription,
+                retention,
+                maintenance_interval: self.maintenance_interval,
                 poll_interval: self.poll_interval,
                 transport_timeout: self.transport_timeout,
             }),
@@ -329,6 +365,8 @@ pub struct RunReport {
     /// Store failures while recording or releasing; those deliveries are
     /// claimed again once their lease expires.
     pub errors: usize,
+    /// Failed deliveries and log entries removed by retention.
+    pub pruned: u64,
 }
 
 impl RunReport {
@@ -378,6 +416,8 @@ impl Worker {
             concurrency: DEFAULT_CONCURRENCY,
             batch_size: DEFAULT_BATCH_SIZE,
             max_in_flight_per_subscription: DEFAULT_MAX_IN_FLIGHT_PER_SUBSCRIPTION,
+            retention: DEFAULT_RETENTION,
+            maintenance_interval: DEFAULT_MAINTENANCE_INTERVAL,
             poll_interval: DEFAULT_POLL_INTERVAL,
             transport_timeout: DEFAULT_TRANSPORT_TIMEOUT,
         }
@@ -439,7 +479,17 @@ impl Worker {
         let max_tasks = inner.concurrency.saturating_mul(2);
         // Whether an attempt was recorded since the last claim.
         let mut recorded = false;
+        // Checked between claims: the loop comes round at least once per
+        // transport timeout.
+        let mut next_maintenance = tokio::time::Instant::now();
         loop {
+            if tokio::time::Instant::now() >= next_maintenance {
+                next_maintenance += inner.maintenance_interval;
+                match inner.prune().await {
+                    Ok(pruned) => report.pruned += pruned,
+                    Err(_) => report.errors += 1,
+                }
+            }
             while let Some(handled) = tasks.try_join_next() {
                 report.count(handled);
                 recorded = true;
@@ -534,6 +584,15 @@ impl Worker {
         report
     }
 
+    /// Removes failed deliveries and attempt log entries older than the
+    /// retention, and forgets event ids nothing needs any more (see
+    /// [`Storage::prune`]); returns how many deliveries and entries went.
+    /// [`run`](Worker::run) calls it every maintenance interval; hosts that
+    /// drive [`run_once`](Worker::run_once) call it themselves.
+    pub async fn prune(&self) -> Result<u64> {
+        self.inner.prune().await
+    }
+
     /// Puts a failed delivery of `organization` back in the queue, due now
     /// (see [`redeliver`](super::redeliver)).
     pub async fn redeliver(
@@ -558,6 +617,14 @@ fn permits(count: usize) -> u32 {
 }
 
 impl Inner {
+    async fn prune(&self) -> Result<u64> {
+        let now = self.clock.now();
+        let before = now
+            .checked_sub_signed(self.retention)
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        self.storage.prune(now, before).await
+    }
+
     /// Claims up to `limit` due deliveries, fairly and within the
     /// per-subscription cap.
     async fn claim(&self, limit: usize) -> Result<Vec<ClaimedDelivery>> {

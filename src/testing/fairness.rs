@@ -213,20 +213,35 @@ pub async fn prune_drops_old_failures_and_logs(store: &dyn Storage) {
 
     enqueue(store, &event(org, "ConversationCreated", at(0)), 1).await;
     let old_failure = super::claim_one(store, at(0)).await;
-    record(store, &old_failure, &detail(at(1), 500, "old"), NextStep::Fail).await;
+    record(
+        store,
+        &old_failure,
+        &detail(at(1), 500, "old"),
+        NextStep::Fail,
+    )
+    .await;
     enqueue(store, &event(org, "ConversationCreated", at(100)), 1).await;
     let retrying = super::claim_one(store, at(100)).await;
     let later = NextStep::Retry { at: at(10_000) };
     record(store, &retrying, &detail(at(101), 500, "retrying"), later).await;
     enqueue(store, &event(org, "ConversationCreated", at(200)), 1).await;
     let new_failure = super::claim_one(store, at(200)).await;
-    record(store, &new_failure, &detail(at(201), 500, "new"), NextStep::Fail).await;
+    record(
+        store,
+        &new_failure,
+        &detail(at(201), 500, "new"),
+        NextStep::Fail,
+    )
+    .await;
 
     let removed = store
         .prune(at(300), at(150))
         .await
         .unwrap_or_else(|e| panic!("prune failed: {e:?}"));
-    assert_eq!(removed, 3, "one old failed delivery and two old log entries");
+    assert_eq!(
+        removed, 3,
+        "one old failed delivery and two old log entries"
+    );
     let failed: Vec<_> = super::failed(store, org, sub.id)
         .await
         .iter()
