@@ -1007,6 +1007,9 @@ impl Storage for BrokenStore {
     ) -> Result<Vec<(String, DeliveryDetail)>> {
         broken()
     }
+    async fn prune(&self, _: DateTime<Utc>, _: DateTime<Utc>) -> Result<u64> {
+        broken()
+    }
 }
 
 #[tokio::test]
