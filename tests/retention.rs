@@ -55,8 +55,16 @@ async fn memory_stays_bounded_under_a_receiver_answering_500_forever() {
             "{} failed deliveries held, more than {bound}",
             stats.failed_deliveries
         );
-        assert!(stats.event_ids <= bound, "{} event ids held", stats.event_ids);
-        assert!(stats.log_entries <= DEFAULT_LOG_CAP, "{} log entries", stats.log_entries);
+        assert!(
+            stats.event_ids <= bound,
+            "{} event ids held",
+            stats.event_ids
+        );
+        assert!(
+            stats.log_entries <= DEFAULT_LOG_CAP,
+            "{} log entries",
+            stats.log_entries
+        );
         h.advance_secs(3600);
     }
     assert!(pruned > 0, "retention removed failed deliveries");
