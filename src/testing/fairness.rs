@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::Barrier;
 
-use super::{at, detail, enqueue, event, insert, record, subscription, LEASE};
+use super::{at, backlog, detail, enqueue, event, insert, record, subscription, LEASE};
 use crate::model::{
     ClaimLimits, ClaimedDelivery, LeaseOutcome, NextStep, OrganizationId, SubscriptionId,
 };
@@ -146,22 +146,7 @@ pub async fn concurrent_claimers_respect_the_cap(store: Arc<dyn Storage>) {
     const SUBSCRIPTIONS: usize = 3;
     const CLAIMERS: usize = 8;
     let org = OrganizationId::new_v4();
-    for i in 0..SUBSCRIPTIONS {
-        insert(
-            &*store,
-            org,
-            &subscription(&format!("capped-{i}"), &["ConversationCreated"]),
-        )
-        .await;
-    }
-    for _ in 0..30 {
-        enqueue(
-            &*store,
-            &event(org, "ConversationCreated", at(0)),
-            SUBSCRIPTIONS,
-        )
-        .await;
-    }
+    backlog(&*store, org, SUBSCRIPTIONS, 30).await;
 
     let barrier = Arc::new(Barrier::new(CLAIMERS));
     let mut tasks = Vec::new();

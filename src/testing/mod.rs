@@ -163,6 +163,24 @@ fn event(organization: OrganizationId, name: &str, published_at: DateTime<Utc>) 
     }
 }
 
+/// Stores `subscriptions` subscriptions to `ConversationCreated` in
+/// `organization` and publishes `events` such events, due at `at(0)`.
+async fn backlog(
+    store: &dyn Storage,
+    organization: OrganizationId,
+    subscriptions: usize,
+    events: usize,
+) {
+    for i in 0..subscriptions {
+        let sub = subscription(&format!("sub-{i}"), &["ConversationCreated"]);
+        insert(store, organization, &sub).await;
+    }
+    for _ in 0..events {
+        let due = event(organization, "ConversationCreated", at(0));
+        enqueue(store, &due, subscriptions).await;
+    }
+}
+
 /// Enqueues `event` and checks that it reached `expected` subscriptions.
 async fn enqueue(store: &dyn Storage, event: &NewEvent, expected: usize) {
     let enqueued = store

@@ -22,7 +22,7 @@ pub(super) const NEXT_FAIL_AND_DISABLE: i16 = 3;
 
 /// Seeds the advisory-lock keys of claim lanes, apart from other users'
 /// advisory locks on the same database.
-const LANE_LOCK_SEED: i64 = 0x7768_5f6c_616e_65;
+const LANE_LOCK_SEED: i64 = 0x0077_685f_6c61_6e65;
 
 /// Each attempt trims its log with probability 1 / TRIM_EVERY.
 const TRIM_EVERY: u32 = 16;
