@@ -2,7 +2,7 @@
 //! taken across organizations and subscriptions, and retention.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::Barrier;
 
@@ -140,41 +140,62 @@ pub async fn claim_takes_turns_across_organizations(store: &dyn Storage) {
 }
 
 /// Many concurrent claimers together never lease more than the cap per
-/// subscription.
+/// subscription: claimers keep claiming and releasing, and each checks,
+/// between its claim and its release, that the leases held stay within the cap.
 pub async fn concurrent_claimers_respect_the_cap(store: Arc<dyn Storage>) {
     const CAP: usize = 4;
-    const SUBSCRIPTIONS: usize = 3;
-    const CLAIMERS: usize = 8;
+    const SUBSCRIPTIONS: usize = 2;
+    const CLAIMERS: usize = 16;
+    const ROUNDS: usize = 50;
     let org = OrganizationId::new_v4();
     backlog(&*store, org, SUBSCRIPTIONS, 30).await;
 
+    // Leases this check holds right now, per subscription; counted only
+    // while surely held, so never more than the store's live leases.
+    let held = Arc::new(Mutex::new(BTreeMap::<SubscriptionId, usize>::new()));
     let barrier = Arc::new(Barrier::new(CLAIMERS));
     let mut tasks = Vec::new();
-    for _ in 0..CLAIMERS {
-        let store = store.clone();
-        let barrier = barrier.clone();
+    for claimer in 0..CLAIMERS {
+        let (store, barrier, held) = (store.clone(), barrier.clone(), held.clone());
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
-            let mut mine = Vec::new();
-            // Claims one at a time and never finishes: leases only pile up.
-            for _ in 0..20 {
-                mine.extend(claim_fairly(&*store, at(1), 1, CAP).await);
+            for _ in 0..ROUNDS {
+                let claimed = claim_fairly(&*store, at(1), 2, CAP).await;
+                {
+                    let mut held = held.lock().unwrap_or_else(PoisonError::into_inner);
+                    for claim in &claimed {
+                        let count = held.entry(claim.delivery.subscription_id).or_default();
+                        *count += 1;
+                        assert!(
+                            *count <= CAP,
+                            "subscription {} has {count} live leases, cap {CAP}",
+                            claim.delivery.subscription_id
+                        );
+                    }
+                }
                 tokio::task::yield_now().await;
+                for claim in &claimed {
+                    let mut held = held.lock().unwrap_or_else(PoisonError::into_inner);
+                    if let Some(count) = held.get_mut(&claim.delivery.subscription_id) {
+                        *count -= 1;
+                    }
+                }
+                for claim in &claimed {
+                    store
+                        .release(claim)
+                        .await
+                        .unwrap_or_else(|e| panic!("release failed: {e:?}"));
+                }
             }
-            mine
         }));
     }
-    let mut all = Vec::new();
     for task in tasks {
-        all.extend(
-            task.await
-                .unwrap_or_else(|e| panic!("claim task failed: {e}")),
-        );
+        task.await
+            .unwrap_or_else(|e| panic!("claim task failed: {e}"));
     }
-    // A claimer may find a subscription busy with another claimer and pass;
-    // one more claim alone tops every subscription up to the cap.
-    all.extend(claim_fairly(&*store, at(1), 100, CAP).await);
-    let counts = per_subscription(&all);
+    // Everything was given back: one claim alone fills every subscription
+    // up to the cap, and the next finds them all saturated.
+    let counts = per_subscription(&claim_fairly(&*store, at(1), 100, CAP).await);
     assert_eq!(
         counts.len(),
         SUBSCRIPTIONS,
@@ -183,9 +204,13 @@ pub async fn concurrent_claimers_respect_the_cap(store: Arc<dyn Storage>) {
     for (subscription, count) in counts {
         assert_eq!(
             count, CAP,
-            "subscription {subscription} was leased {count} times concurrently, cap {CAP}"
+            "subscription {subscription} ends with {count} live leases, cap {CAP}"
         );
     }
+    assert!(
+        claim_fairly(&*store, at(1), 100, CAP).await.is_empty(),
+        "saturated subscriptions give nothing more"
+    );
 }
 
 /// Retention: `prune` removes failed deliveries last due before the cut-off
