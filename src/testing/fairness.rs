@@ -155,7 +155,7 @@ pub async fn concurrent_claimers_respect_the_cap(store: Arc<dyn Storage>) {
     let held = Arc::new(Mutex::new(BTreeMap::<SubscriptionId, usize>::new()));
     let barrier = Arc::new(Barrier::new(CLAIMERS));
     let mut tasks = Vec::new();
-    for claimer in 0..CLAIMERS {
+    for _ in 0..CLAIMERS {
         let (store, barrier, held) = (store.clone(), barrier.clone(), held.clone());
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
