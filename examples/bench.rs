@@ -451,6 +451,8 @@ async fn drain(receiver: &Receiver, store: Arc<dyn Storage>, count: usize) -> Re
     let worker = Worker::builder(store, Arc::new(transport))
         .concurrency(CONCURRENCY)
         .batch_size(CONCURRENCY)
+        // One subscription: let it use every slot, as the claim path is measured.
+        .max_in_flight_per_subscription(CONCURRENCY)
         .poll_interval(Duration::from_millis(5))
         .build()?;
     let target = receiver.seen.load(Ordering::Relaxed) + count;

@@ -165,6 +165,9 @@ pub enum Error {
     /// The entity does not exist, or belongs to another organization.
     #[error("An entity in this request could not be found: {0}")]
     NotFound(String),
+    /// The organization already has as many subscriptions as allowed.
+    #[error("Subscription limit reached: {0}")]
+    LimitReached(String),
     /// A published event was refused (unknown event name, data not an object, too large).
     #[error("Invalid event: {0}")]
     InvalidEvent(String),
@@ -191,6 +194,7 @@ impl Error {
             | Error::Validation { .. }
             | Error::InvalidEvent(_) => StatusCode::BAD_REQUEST,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::LimitReached(_) => StatusCode::CONFLICT,
             Error::InvalidConfiguration(_) | Error::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }

@@ -24,4 +24,6 @@ pub use error::{
 pub mod service;
 pub mod validate;
 
-pub use service::{WebhookService, WebhookServiceBuilder};
+pub use service::{
+    WebhookService, WebhookServiceBuilder, DEFAULT_MAX_SUBSCRIPTIONS_PER_ORGANIZATION,
+};

@@ -26,7 +26,11 @@ pub struct WebhookService {
     clock: Arc<dyn Clock>,
     validator: Arc<Validator>,
     limits: PublishLimits,
+    max_subscriptions: usize,
 }
+
+/// The default of [`WebhookServiceBuilder::max_subscriptions_per_organization`].
+pub const DEFAULT_MAX_SUBSCRIPTIONS_PER_ORGANIZATION: usize = 1_000;
 
 impl Default for WebhookService {
     /// An in-memory service with the system clock and the conversation catalogue.
@@ -52,9 +56,20 @@ pub struct WebhookServiceBuilder {
     clock: Arc<dyn Clock>,
     validator: Validator,
     limits: PublishLimits,
+    max_subscriptions: usize,
 }
 
 impl WebhookServiceBuilder {
+    /// The most subscriptions one organization may have (default
+    /// [`DEFAULT_MAX_SUBSCRIPTIONS_PER_ORGANIZATION`], 1,000); creating one
+    /// more answers [`Error::LimitReached`] (`409 Conflict`). Checked before
+    /// each insert, so creates racing for the last place may pass it by as
+    /// many as race.
+    pub fn max_subscriptions_per_organization(mut self, max: usize) -> Self {
+        self.max_subscriptions = max;
+        self
+    }
+
     /// Caps published envelopes (default 256 KiB).
     pub fn publish_limits(mut self, limits: PublishLimits) -> Self {
         self.limits = limits;
@@ -80,6 +95,7 @@ impl WebhookServiceBuilder {
             clock: self.clock,
             validator: Arc::new(self.validator),
             limits: self.limits,
+            max_subscriptions: self.max_subscriptions,
         }
     }
 }
@@ -92,6 +108,7 @@ impl WebhookService {
             clock: Arc::new(SystemClock),
             validator: Validator::default(),
             limits: PublishLimits::default(),
+            max_subscriptions: DEFAULT_MAX_SUBSCRIPTIONS_PER_ORGANIZATION,
         }
     }
 
@@ -115,7 +132,9 @@ impl WebhookService {
         &self.validator
     }
 
-    /// Creates a subscription with a fresh id and secret.
+    /// Creates a subscription with a fresh id and secret;
+    /// [`Error::LimitReached`] when the organization already has the most
+    /// allowed (see [`WebhookServiceBuilder::max_subscriptions_per_organization`]).
     pub async fn create(
         &self,
         ctx: &RequestContext,
@@ -123,6 +142,14 @@ impl WebhookService {
     ) -> Result<WebhookSubscription> {
         check_context(ctx)?;
         let valid = self.validator.validate_create(request)?;
+        let existing = self.storage.list_subscriptions(ctx.organization_id).await?;
+        if existing.len() >= self.max_subscriptions {
+            return Err(Error::LimitReached(format!(
+                "the organization already has {} webhook subscriptions, the most allowed is {}",
+                existing.len(),
+                self.max_subscriptions
+            )));
+        }
         let now = time::truncate_to_seconds(self.clock.now());
         let subscription = WebhookSubscription {
             id: SubscriptionId::new_v4(),

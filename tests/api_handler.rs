@@ -10,8 +10,8 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 use webhook_subscriptions::api::ApiHandler;
 use webhook_subscriptions::model::{
-    AttemptLog, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, EventId, LeaseOutcome,
-    NewEvent, NextStep, OrganizationId, SubscriptionChange, SubscriptionId, UserId,
+    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, EventId,
+    LeaseOutcome, NewEvent, NextStep, OrganizationId, SubscriptionChange, SubscriptionId, UserId,
     WebhookSubscription,
 };
 use webhook_subscriptions::storage::{MemoryStore, QueueStats, Storage};
@@ -962,11 +962,11 @@ impl Storage for BrokenStore {
     async fn enqueue_event(&self, _: &NewEvent) -> Result<usize> {
         broken()
     }
-    async fn claim_deliveries(
+    async fn claim_deliveries_fairly(
         &self,
         _: DateTime<Utc>,
         _: Duration,
-        _: usize,
+        _: ClaimLimits,
     ) -> Result<Vec<ClaimedDelivery>> {
         broken()
     }
@@ -1008,6 +1008,9 @@ impl Storage for BrokenStore {
         broken()
     }
     async fn queue_stats(&self, _: DateTime<Utc>) -> Result<QueueStats> {
+        broken()
+    }
+    async fn prune(&self, _: DateTime<Utc>, _: DateTime<Utc>) -> Result<u64> {
         broken()
     }
 }

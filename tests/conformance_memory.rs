@@ -56,11 +56,15 @@ checks!(
     attempt_log_newest_first_and_capped,
     latest_statuses_per_event,
     payload_bytes_are_preserved,
+    claim_caps_in_flight_per_subscription,
+    claim_takes_turns_across_organizations,
+    prune_drops_old_failures_and_logs,
 );
 
 checks!(queue_stats_report_due_deliveries);
 
 shared_checks!(
     concurrent_updates_all_survive,
-    concurrent_claimers_share_nothing
+    concurrent_claimers_share_nothing,
+    concurrent_claimers_respect_the_cap
 );

@@ -438,3 +438,59 @@ async fn other_out_of_range_settings_are_refused() {
         .build()
         .is_err());
 }
+
+#[tokio::test]
+async fn fairness_and_retention_settings_out_of_range_are_refused() {
+    let h = Harness::new();
+    let refused = |result: Result<_, Error>, what: &str| match result {
+        Err(Error::InvalidConfiguration(message)) => {
+            assert!(message.contains(what), "{message}")
+        }
+        other => panic!("expected a refusal naming {what}, got {other:?}"),
+    };
+    refused(
+        h.worker_builder().max_in_flight_per_subscription(0).build(),
+        "max in flight per subscription",
+    );
+    refused(
+        h.worker_builder()
+            .maintenance_interval(Duration::ZERO)
+            .build(),
+        "maintenance interval",
+    );
+    refused(
+        h.worker_builder().retention(Duration::MAX).build(),
+        "retention",
+    );
+    assert!(h
+        .worker_builder()
+        .max_in_flight_per_subscription(1)
+        .retention(Duration::from_secs(3600))
+        .maintenance_interval(Duration::from_secs(60))
+        .build()
+        .is_ok());
+}
+
+#[tokio::test]
+async fn a_subscription_gets_no_more_than_its_cap_per_run() {
+    let h = Harness::new();
+    let sub = h.subscribe().await;
+    for _ in 0..6 {
+        h.publish_note().await;
+    }
+    for _ in 0..6 {
+        h.transport.status(200);
+    }
+    let worker = h
+        .worker_builder()
+        .max_in_flight_per_subscription(2)
+        .build()
+        .unwrap();
+    let report = worker.run_once().await.unwrap();
+    assert_eq!(
+        (report.claimed, report.delivered),
+        (2, 2),
+        "one run claims at most the cap of one subscription"
+    );
+    assert_eq!(h.attempts(&sub).await.len(), 2);
+}

@@ -419,3 +419,54 @@ async fn concurrent_create_patch_delete_keeps_invariants() {
     }
     assert_eq!(total, expected.len(), "no subscription lost or duplicated");
 }
+
+#[tokio::test]
+async fn creating_past_the_organization_limit_answers_409_with_the_limit() {
+    let service = WebhookService::builder(Arc::new(MemoryStore::new()))
+        .max_subscriptions_per_organization(2)
+        .build();
+    let full = ctx();
+    for _ in 0..2 {
+        service
+            .create(&full, &create_request())
+            .await
+            .expect("under the limit");
+    }
+    let refused = service
+        .create(&full, &create_request())
+        .await
+        .expect_err("a third subscription is over the limit of 2");
+    assert!(matches!(refused, Error::LimitReached(_)), "{refused:?}");
+    assert_eq!(refused.status(), http::StatusCode::CONFLICT);
+    let message = refused.body().message;
+    assert!(
+        message.starts_with("Subscription limit reached: ")
+            && message.contains("most allowed is 2"),
+        "{message}"
+    );
+    assert_eq!(
+        service.list(&full).await.unwrap().len(),
+        2,
+        "nothing was stored"
+    );
+
+    // The limit is per organization; deleting frees a place.
+    service
+        .create(&ctx(), &create_request())
+        .await
+        .expect("another organization has its own limit");
+    let first = service.list(&full).await.unwrap()[0].id;
+    service.delete(&full, first).await.unwrap();
+    service
+        .create(&full, &create_request())
+        .await
+        .expect("a deleted subscription frees its place");
+}
+
+#[test]
+fn the_default_limit_is_1000_subscriptions_per_organization() {
+    assert_eq!(
+        webhook_subscriptions::DEFAULT_MAX_SUBSCRIPTIONS_PER_ORGANIZATION,
+        1_000
+    );
+}

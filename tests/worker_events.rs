@@ -17,8 +17,8 @@ use webhook_subscriptions::delivery::{
     DisableReason, FailureReason, Outcome, RetryPolicy, StoreOperation, WorkerEvent,
 };
 use webhook_subscriptions::model::{
-    AttemptLog, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, LeaseOutcome, NewEvent,
-    NextStep, OrganizationId, SubscriptionChange, SubscriptionId, WebhookSubscription,
+    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, LeaseOutcome,
+    NewEvent, NextStep, OrganizationId, SubscriptionChange, SubscriptionId, WebhookSubscription,
 };
 use webhook_subscriptions::storage::{MemoryStore, QueueStats, Storage};
 use webhook_subscriptions::transport::{from_fn, TransportResponse};
@@ -377,13 +377,16 @@ impl Storage for FailingRecords {
     async fn enqueue_event(&self, event: &NewEvent) -> Result<usize> {
         self.0.enqueue_event(event).await
     }
-    async fn claim_deliveries(
+    async fn claim_deliveries_fairly(
         &self,
         now: DateTime<Utc>,
         lease_for: chrono::Duration,
-        limit: usize,
+        limits: ClaimLimits,
     ) -> Result<Vec<ClaimedDelivery>> {
-        self.0.claim_deliveries(now, lease_for, limit).await
+        self.0.claim_deliveries_fairly(now, lease_for, limits).await
+    }
+    async fn prune(&self, now: DateTime<Utc>, before: DateTime<Utc>) -> Result<u64> {
+        self.0.prune(now, before).await
     }
     async fn record_attempt(
         &self,

@@ -35,4 +35,7 @@ pub use redeliver::redeliver;
 pub use request::{build_request, InvalidRequest, DELIVERY_USER_AGENT};
 pub use retry::{JitterSource, OsJitter, RetryPolicy, MAX_DELAY, MAX_RETRIES};
 #[cfg(feature = "runtime-tokio")]
-pub use worker::{RunReport, Worker, WorkerBuilder, LEASE_MARGIN};
+pub use worker::{
+    RunReport, Worker, WorkerBuilder, DEFAULT_MAX_IN_FLIGHT_PER_SUBSCRIPTION, DEFAULT_RETENTION,
+    LEASE_MARGIN,
+};

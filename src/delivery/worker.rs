@@ -22,8 +22,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::model::time::truncate_to_millis;
 use crate::model::{
-    ClaimedDelivery, DeliveryDetail, DeliveryId, LeaseOutcome, NextStep, OrganizationId,
-    SubscriptionId,
+    ClaimLimits, ClaimedDelivery, DeliveryDetail, DeliveryId, LeaseOutcome, NextStep,
+    OrganizationId, SubscriptionId,
 };
 use crate::signature::SignatureScheme;
 use crate::storage::Storage;
@@ -42,6 +42,12 @@ const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(200);
 const DEFAULT_QUEUE_STATS_INTERVAL: Duration = Duration::from_secs(10);
 
 type EventHook = Arc<dyn Fn(&WorkerEvent<'_>) + Send + Sync>;
+
+/// The default of [`WorkerBuilder::retention`]: 30 days.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+const DEFAULT_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60 * 60);
+/// The default of [`WorkerBuilder::max_in_flight_per_subscription`].
+pub const DEFAULT_MAX_IN_FLIGHT_PER_SUBSCRIPTION: usize = 4;
 
 /// Delivers queued deliveries: claims those that are due, sends each signed
 /// request through the [`Transport`], and records the attempt with the next
@@ -122,6 +128,9 @@ struct Inner {
     lease: TimeDelta,
     concurrency: usize,
     batch_size: usize,
+    max_in_flight_per_subscription: usize,
+    retention: TimeDelta,
+    maintenance_interval: Duration,
     poll_interval: Duration,
     transport_timeout: Duration,
     on_event: Option<EventHook>,
@@ -139,6 +148,12 @@ impl fmt::Debug for Worker {
             .field("lease", &inner.lease)
             .field("concurrency", &inner.concurrency)
             .field("batch_size", &inner.batch_size)
+            .field(
+                "max_in_flight_per_subscription",
+                &inner.max_in_flight_per_subscription,
+            )
+            .field("retention", &inner.retention)
+            .field("maintenance_interval", &inner.maintenance_interval)
             .field("poll_interval", &inner.poll_interval)
             .field("transport_timeout", &inner.transport_timeout)
             .finish_non_exhaustive()
@@ -157,6 +172,9 @@ pub struct WorkerBuilder {
     lease: Duration,
     concurrency: usize,
     batch_size: usize,
+    max_in_flight_per_subscription: usize,
+    retention: Duration,
+    maintenance_interval: Duration,
     poll_interval: Duration,
     transport_timeout: Duration,
     on_event: Option<EventHook>,
@@ -173,6 +191,12 @@ impl fmt::Debug for WorkerBuilder {
             .field("lease", &self.lease)
             .field("concurrency", &self.concurrency)
             .field("batch_size", &self.batch_size)
+            .field(
+                "max_in_flight_per_subscription",
+                &self.max_in_flight_per_subscription,
+            )
+            .field("retention", &self.retention)
+            .field("maintenance_interval", &self.maintenance_interval)
             .field("poll_interval", &self.poll_interval)
             .field("transport_timeout", &self.transport_timeout)
             .finish_non_exhaustive()
@@ -215,10 +239,9 @@ impl WorkerBuilder {
 
     /// The most attempts being sent at once (default 32).
     ///
-    /// An attempt's slot frees up as soon as its response (or error) is in;
-    /// recording the outcome in the store does not hold it, so a store's
-    /// round trips do not throttle sending. [`Worker::run`] keeps at most
-    /// twice this many deliveries claimed (sending or recording).
+    /// An attempt holds its slot until its outcome is recorded in the store:
+    /// until then the store counts it against its subscription's in-flight
+    /// cap, and a slot freed earlier could only go to another subscription.
     pub fn concurrency(mut self, concurrency: usize) -> Self {
         self.concurrency = concurrency;
         self
@@ -229,6 +252,37 @@ impl WorkerBuilder {
     /// is sent at once and its lease covers only its own attempt.
     pub fn batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = batch_size;
+        self
+    }
+
+    /// The most attempts one subscription may have in flight at once,
+    /// across every worker sharing the store (default
+    /// [`DEFAULT_MAX_IN_FLIGHT_PER_SUBSCRIPTION`], 4).
+    ///
+    /// Claims skip a saturated subscription, so an endpoint that stalls
+    /// until the transport timeout holds at most this many slots, and
+    /// everyone else's deliveries keep flowing. Claims also take turns across
+    /// organizations and their subscriptions (see
+    /// [`Storage::claim_deliveries_fairly`]).
+    pub fn max_in_flight_per_subscription(mut self, max: usize) -> Self {
+        self.max_in_flight_per_subscription = max;
+        self
+    }
+
+    /// How long failed deliveries (with their payloads) and attempt log
+    /// entries are kept (default [`DEFAULT_RETENTION`], 30 days): older ones
+    /// are removed by [`Worker::prune`], which [`Worker::run`] calls every
+    /// maintenance interval. Pending deliveries are never removed.
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// How often [`Worker::run`] prunes (default 1 hour; see
+    /// [`retention`](Self::retention)). Each worker sharing a store prunes;
+    /// pruning twice removes nothing the second time.
+    pub fn maintenance_interval(mut self, interval: Duration) -> Self {
+        self.maintenance_interval = interval;
         self
     }
 
@@ -281,6 +335,15 @@ impl WorkerBuilder {
         if self.batch_size == 0 {
             return invalid("batch size must be at least 1".to_owned());
         }
+        if self.maintenance_interval.is_zero() {
+            return invalid("maintenance interval must not be zero".to_owned());
+        }
+        let Ok(retention) = TimeDelta::from_std(self.retention) else {
+            return invalid(format!("retention of {:?} is too long", self.retention));
+        };
+        if self.max_in_flight_per_subscription == 0 {
+            return invalid("max in flight per subscription must be at least 1".to_owned());
+        }
         if self.poll_interval.is_zero() {
             return invalid("poll interval must not be zero".to_owned());
         }
@@ -312,6 +375,9 @@ impl WorkerBuilder {
                 lease,
                 concurrency: self.concurrency,
                 batch_size: self.batch_size,
+                max_in_flight_per_subscription: self.max_in_flight_per_subscription,
+                retention,
+                maintenance_interval: self.maintenance_interval,
                 poll_interval: self.poll_interval,
                 transport_timeout: self.transport_timeout,
                 on_event: self.on_event,
@@ -346,6 +412,8 @@ pub struct RunReport {
     /// Store failures while recording or releasing; those deliveries are
     /// claimed again once their lease expires.
     pub errors: usize,
+    /// Failed deliveries and log entries removed by retention.
+    pub pruned: u64,
 }
 
 impl RunReport {
@@ -394,6 +462,9 @@ impl Worker {
             lease: DEFAULT_LEASE,
             concurrency: DEFAULT_CONCURRENCY,
             batch_size: DEFAULT_BATCH_SIZE,
+            max_in_flight_per_subscription: DEFAULT_MAX_IN_FLIGHT_PER_SUBSCRIPTION,
+            retention: DEFAULT_RETENTION,
+            maintenance_interval: DEFAULT_MAINTENANCE_INTERVAL,
             poll_interval: DEFAULT_POLL_INTERVAL,
             transport_timeout: DEFAULT_TRANSPORT_TIMEOUT,
             on_event: None,
@@ -414,8 +485,7 @@ impl Worker {
         let inner = &self.inner;
         let limit = inner.batch_size.min(inner.concurrency);
         let claims = inner
-            .storage
-            .claim_deliveries(inner.clock.now(), inner.lease, limit)
+            .claim(limit)
             .await
             .map_err(|e| inner.store_error(StoreOperation::Claim, e))?;
         let mut report = RunReport {
@@ -434,7 +504,7 @@ impl Worker {
     }
 
     /// Delivers until `shutdown` completes, keeping up to `concurrency`
-    /// attempts being sent: as slots free up the worker claims again, in
+    /// attempts in flight: as slots free up the worker claims again, in
     /// batches, while the queue has due deliveries; when it has none, it
     /// looks again after the poll interval.
     ///
@@ -452,8 +522,8 @@ impl Worker {
         let inner = self.inner;
         let mut shutdown = pin!(shutdown);
         let stopping = Arc::new(AtomicBool::new(false));
-        // One permit per attempt being sent; a task gives its permit back
-        // once the response is in, before recording it.
+        // One permit per attempt in flight; a task gives its permit back
+        // once its attempt is recorded.
         let slots = Arc::new(Semaphore::new(inner.concurrency));
         let mut tasks = JoinSet::new();
         // The first sample is taken before anything is claimed; the
@@ -467,18 +537,42 @@ impl Worker {
         }
         let mut report = RunReport::default();
         let batch = inner.concurrency.min(inner.batch_size);
-        // Claim once a quarter of a batch of slots is free, not per slot.
+        // Claim once a quarter of a batch of slots is free, not per slot,
+        // or as soon as an attempt is recorded.
         let threshold = (batch / 4).max(1);
-        // Tasks recording an outcome hold no slot; this bounds them too.
+        // Tasks that ended but are not yet counted hold no slot; this bounds them.
         let max_tasks = inner.concurrency.saturating_mul(2);
+        // Whether an attempt was recorded since the last claim.
+        let mut recorded = false;
+        // Checked between claims: the loop comes round at least once per
+        // transport timeout.
+        let mut next_maintenance = tokio::time::Instant::now();
         loop {
+            if tokio::time::Instant::now() >= next_maintenance {
+                next_maintenance += inner.maintenance_interval;
+                match inner.prune().await {
+                    Ok(pruned) => report.pruned += pruned,
+                    Err(_) => report.errors += 1,
+                }
+            }
             while let Some(handled) = tasks.try_join_next() {
                 report.count(handled);
+                recorded = true;
             }
             let room = tasks.len() < max_tasks;
+            // A task ends once its attempt is recorded, so the store already
+            // counts its subscription's slot as free: claim for the few free
+            // slots then rather than wait for more, or a subscription whose
+            // receiver answers fast would wait behind slow ones.
+            let wanted = if recorded {
+                slots.available_permits().clamp(1, batch)
+            } else {
+                threshold
+            };
+            recorded = false;
             let free = if room {
                 Arc::clone(&slots)
-                    .try_acquire_many_owned(permits(threshold))
+                    .try_acquire_many_owned(permits(wanted))
                     .ok()
             } else {
                 None
@@ -488,10 +582,6 @@ impl Worker {
                 None => tokio::select! {
                     biased;
                     () = &mut shutdown => break,
-                    Some(handled) = tasks.join_next(), if !room => {
-                        report.count(handled);
-                        continue;
-                    }
                     acquired = Arc::clone(&slots).acquire_many_owned(permits(threshold)), if room => {
                         match acquired {
                             Ok(permits) => permits,
@@ -499,18 +589,24 @@ impl Worker {
                             Err(_) => break,
                         }
                     }
+                    // Looks again with the freed slot (this select's pending
+                    // acquire may hold it until the select is over).
+                    Some(handled) = tasks.join_next() => {
+                        report.count(handled);
+                        recorded = true;
+                        continue;
+                    }
                 },
             };
             // Take every other free slot too, up to a batch.
-            let more = slots.available_permits().min(batch - threshold);
+            let more = slots
+                .available_permits()
+                .min(batch.saturating_sub(claiming.num_permits()));
             if let Ok(extra) = Arc::clone(&slots).try_acquire_many_owned(permits(more)) {
                 claiming.merge(extra);
             }
             let limit = claiming.num_permits();
-            let claimed = inner
-                .storage
-                .claim_deliveries(inner.clock.now(), inner.lease, limit)
-                .await;
+            let claimed = inner.claim(limit).await;
             let got = match claimed {
                 Ok(claims) => {
                     let got = claims.len();
@@ -530,10 +626,17 @@ impl Worker {
             report.claimed += got;
             // Unused slots go back before waiting.
             drop(claiming);
+            // Fewer than asked: nothing more is due, or the subscriptions
+            // with due deliveries are at their in-flight cap. Look again
+            // after the poll interval, or as soon as an attempt is recorded.
             let idle = got < limit;
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
+                Some(handled) = tasks.join_next(), if idle => {
+                    report.count(handled);
+                    recorded = true;
+                }
                 () = tokio::time::sleep(inner.poll_interval), if idle => {}
                 () = std::future::ready(()), if !idle => {}
             }
@@ -545,6 +648,15 @@ impl Worker {
             report.count(handled);
         }
         report
+    }
+
+    /// Removes failed deliveries and attempt log entries older than the
+    /// retention, and forgets event ids nothing needs any more (see
+    /// [`Storage::prune`]); returns how many deliveries and entries went.
+    /// [`run`](Worker::run) calls it every maintenance interval; hosts that
+    /// drive [`run_once`](Worker::run_once) call it themselves.
+    pub async fn prune(&self) -> Result<u64> {
+        self.inner.prune().await
     }
 
     /// Puts a failed delivery of `organization` back in the queue, due now
@@ -580,9 +692,27 @@ fn permits(count: usize) -> u32 {
 }
 
 impl Inner {
+    async fn prune(&self) -> Result<u64> {
+        let now = self.clock.now();
+        let before = now
+            .checked_sub_signed(self.retention)
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        self.storage.prune(now, before).await
+    }
+
+    /// Claims up to `limit` due deliveries, fairly and within the
+    /// per-subscription cap.
+    async fn claim(&self, limit: usize) -> Result<Vec<ClaimedDelivery>> {
+        let limits = ClaimLimits::new(limit, self.max_in_flight_per_subscription);
+        self.storage
+            .claim_deliveries_fairly(self.clock.now(), self.lease, limits)
+            .await
+    }
+
     /// Sends one claimed delivery and records the attempt, in a span with
-    /// its ids; `slot` (the run loop's sending slot) is given back once the
-    /// response is in.
+    /// its ids; `slot` (the run loop's slot) is given back once the attempt
+    /// is recorded, when the store no longer counts it against its
+    /// subscription's in-flight cap.
     async fn handle(
         self: Arc<Self>,
         claim: ClaimedDelivery,
@@ -614,7 +744,8 @@ impl Inner {
         &self,
         claim: &ClaimedDelivery,
         delivery: DeliveryRef<'_>,
-        slot: Option<OwnedSemaphorePermit>,
+        // Held until this returns, after the attempt is recorded.
+        _slot: Option<OwnedSemaphorePermit>,
     ) -> Result<Handled> {
         let subscription = &claim.subscription;
         let event = delivery.event_name;
@@ -624,7 +755,6 @@ impl Inner {
             } else {
                 "not sent: subscription is disabled".to_owned()
             };
-            drop(slot);
             let detail = DeliveryDetail {
                 delivery_timestamp: truncate_to_millis(self.clock.now()),
                 success: false,
@@ -642,7 +772,6 @@ impl Inner {
         let started = Instant::now();
         let result = self.attempt(claim, at).await;
         let latency = started.elapsed();
-        drop(slot);
         let finished = self.clock.now();
         let outcome = Outcome::classify(&result, finished);
         let next = self

@@ -181,6 +181,29 @@ pub struct ClaimedDelivery {
     pub lease: Lease,
 }
 
+/// How much one claim may take (see
+/// [`Storage::claim_deliveries_fairly`](crate::storage::Storage::claim_deliveries_fairly)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClaimLimits {
+    /// The most deliveries this claim returns.
+    pub batch: usize,
+    /// The most deliveries one subscription may have under a live lease,
+    /// across every claimer of the store, counting those claimed before.
+    pub per_subscription: usize,
+}
+
+impl ClaimLimits {
+    /// At most `batch` deliveries, and at most `per_subscription` in flight
+    /// per subscription.
+    pub fn new(batch: usize, per_subscription: usize) -> Self {
+        Self {
+            batch,
+            per_subscription,
+        }
+    }
+}
+
 /// What the queue does with a delivery after an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

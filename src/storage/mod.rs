@@ -11,8 +11,8 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::error::Result;
 use crate::model::{
-    AttemptLog, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, LeaseOutcome, NewEvent,
-    NextStep, OrganizationId, SubscriptionChange, SubscriptionId, WebhookSubscription,
+    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, LeaseOutcome,
+    NewEvent, NextStep, OrganizationId, SubscriptionChange, SubscriptionId, WebhookSubscription,
 };
 
 mod memory;
@@ -114,11 +114,41 @@ pub trait Storage: Send + Sync + Debug {
     /// Claims up to `limit` deliveries that are due at `now` (pending and due,
     /// or leased with an expired lease), leasing each until `now + lease_for`.
     /// A delivery is never handed to two claimers while its lease holds.
+    ///
+    /// Takes turns like
+    /// [`claim_deliveries_fairly`](Storage::claim_deliveries_fairly), which
+    /// it calls, but with no per-subscription in-flight cap.
     async fn claim_deliveries(
         &self,
         now: DateTime<Utc>,
         lease_for: Duration,
         limit: usize,
+    ) -> Result<Vec<ClaimedDelivery>> {
+        let limits = ClaimLimits::new(limit, usize::MAX);
+        self.claim_deliveries_fairly(now, lease_for, limits).await
+    }
+
+    /// Claims like [`claim_deliveries`](Storage::claim_deliveries), at most
+    /// `limits.batch` deliveries, fairly:
+    ///
+    /// - **in-flight cap**: a subscription never has more than
+    ///   `limits.per_subscription` deliveries under a live lease (`now <
+    ///   expires_at`), counting every claimer sharing the store; the due
+    ///   deliveries of a saturated subscription wait while others flow;
+    /// - **turns**: deliveries are handed out round-robin across
+    ///   organizations, then across the subscriptions of an organization,
+    ///   then by due time; an organization (or subscription) with fewer
+    ///   deliveries in flight goes first. A backlog of one tenant therefore
+    ///   never keeps another tenant's due delivery out of the next claim that
+    ///   has a free slot for it.
+    ///
+    /// The work done follows the number of subscriptions with queued
+    /// deliveries, not the number of queued deliveries.
+    async fn claim_deliveries_fairly(
+        &self,
+        now: DateTime<Utc>,
+        lease_for: Duration,
+        limits: ClaimLimits,
     ) -> Result<Vec<ClaimedDelivery>>;
 
     /// Records one attempt of a claimed delivery: appends it to the log of its
@@ -176,6 +206,16 @@ pub trait Storage: Send + Sync + Debug {
     /// Meant to be sampled periodically for monitoring: cheap on a large
     /// queue, and never blocked by claimers.
     async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats>;
+
+    /// Retention, all organizations: removes failed deliveries last due
+    /// before `before` (with their payloads, once nothing else needs them)
+    /// and attempt log entries made before `before`, and forgets event ids
+    /// whose de-duplication window is over at `now` and that nothing still
+    /// needs. Pending and leased deliveries are never removed. Returns how
+    /// many deliveries and log entries were removed. Meant for a periodic
+    /// maintenance job (the worker runs it, see
+    /// [`WorkerBuilder::retention`](crate::delivery::WorkerBuilder::retention)).
+    async fn prune(&self, now: DateTime<Utc>, before: DateTime<Utc>) -> Result<u64>;
 }
 
 macro_rules! forward_storage {
@@ -230,6 +270,16 @@ macro_rules! forward_storage {
             ) -> Result<Vec<ClaimedDelivery>> {
                 (**self).claim_deliveries(now, lease_for, limit).await
             }
+            async fn claim_deliveries_fairly(
+                &self,
+                now: DateTime<Utc>,
+                lease_for: Duration,
+                limits: ClaimLimits,
+            ) -> Result<Vec<ClaimedDelivery>> {
+                (**self)
+                    .claim_deliveries_fairly(now, lease_for, limits)
+                    .await
+            }
             async fn record_attempt(
                 &self,
                 claim: &ClaimedDelivery,
@@ -278,6 +328,9 @@ macro_rules! forward_storage {
             }
             async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats> {
                 (**self).queue_stats(now).await
+            }
+            async fn prune(&self, now: DateTime<Utc>, before: DateTime<Utc>) -> Result<u64> {
+                (**self).prune(now, before).await
             }
         }
     };

@@ -46,6 +46,10 @@
 //! | [`lease_blocks_other_claimers_until_expiry`] | a held lease hides the delivery; an expired one hands it out with a new token |
 //! | [`stale_lease_cannot_overwrite`] | an outdated claim is logged but cannot change the queue |
 //! | [`concurrent_claimers_share_nothing`] | many concurrent claimers get every delivery exactly once |
+//! | [`claim_caps_in_flight_per_subscription`] | a subscription never has more than the cap under live leases |
+//! | [`claim_takes_turns_across_organizations`] | claims go round-robin over organizations, then subscriptions; fewer in flight first |
+//! | [`concurrent_claimers_respect_the_cap`] | the cap holds across many concurrent claimers |
+//! | [`prune_drops_old_failures_and_logs`] | retention removes old failed deliveries and log entries, nothing pending |
 //! | [`retry_reschedules`] | `Retry` makes the delivery due at `at` with one more attempt |
 //! | [`complete_removes_delivery`] | `Complete` removes the delivery |
 //! | [`fail_keeps_delivery_for_redelivery`] | `Fail` keeps it as failed; `redeliver` queues it afresh |
@@ -70,12 +74,17 @@ use crate::model::{
 };
 use crate::storage::Storage;
 
+mod fairness;
 mod isolation;
 mod logs;
 mod queue;
 mod queue_stats;
 mod subscriptions;
 
+pub use fairness::{
+    claim_caps_in_flight_per_subscription, claim_takes_turns_across_organizations,
+    concurrent_claimers_respect_the_cap, prune_drops_old_failures_and_logs,
+};
 pub use isolation::{
     enqueue_stays_in_organization, logs_and_failures_are_isolated, organizations_are_isolated,
 };
@@ -154,6 +163,24 @@ fn event(organization: OrganizationId, name: &str, published_at: DateTime<Utc>) 
             "{{\"event_id\":\"{event_id}\",\"event_fqn\":\"{name}\",\"data\":{{}}}}"
         )),
         published_at,
+    }
+}
+
+/// Stores `subscriptions` subscriptions to `ConversationCreated` in
+/// `organization` and publishes `events` such events, due at `at(0)`.
+async fn backlog(
+    store: &dyn Storage,
+    organization: OrganizationId,
+    subscriptions: usize,
+    events: usize,
+) {
+    for i in 0..subscriptions {
+        let sub = subscription(&format!("sub-{i}"), &["ConversationCreated"]);
+        insert(store, organization, &sub).await;
+    }
+    for _ in 0..events {
+        let due = event(organization, "ConversationCreated", at(0));
+        enqueue(store, &due, subscriptions).await;
     }
 }
 
@@ -322,6 +349,12 @@ where
         stale_lease_cannot_overwrite,
     );
     check_shared!(concurrent_claimers_share_nothing);
+    check!(
+        claim_caps_in_flight_per_subscription,
+        claim_takes_turns_across_organizations
+    );
+    check_shared!(concurrent_claimers_respect_the_cap);
+    check!(prune_drops_old_failures_and_logs);
     check!(
         retry_reschedules,
         complete_removes_delivery,

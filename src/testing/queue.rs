@@ -7,8 +7,8 @@ use chrono::Duration;
 use tokio::sync::Barrier;
 
 use super::{
-    at, attempts, claim, claim_one, claim_up_to, detail, enqueue, event, failed, get, insert,
-    record, redeliver, statuses, subscription, LEASE,
+    at, attempts, backlog, claim, claim_one, claim_up_to, detail, enqueue, event, failed, get,
+    insert, record, redeliver, statuses, subscription, LEASE,
 };
 use crate::model::{
     DeliveryId, DeliveryState, LeaseOutcome, NextStep, OrganizationId, SubscriptionChange,
@@ -388,22 +388,7 @@ pub async fn concurrent_claimers_share_nothing(store: Arc<dyn Storage>) {
     const TOTAL: usize = SUBSCRIPTIONS * EVENTS;
     const CLAIMERS: usize = 8;
     let org = OrganizationId::new_v4();
-    for i in 0..SUBSCRIPTIONS {
-        insert(
-            &*store,
-            org,
-            &subscription(&format!("sub-{i}"), &["ConversationCreated"]),
-        )
-        .await;
-    }
-    for _ in 0..EVENTS {
-        enqueue(
-            &*store,
-            &event(org, "ConversationCreated", at(0)),
-            SUBSCRIPTIONS,
-        )
-        .await;
-    }
+    backlog(&*store, org, SUBSCRIPTIONS, EVENTS).await;
 
     let barrier = Arc::new(Barrier::new(CLAIMERS));
     let mut tasks = Vec::new();

@@ -9,8 +9,8 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::error::{Error, Result};
 use crate::model::{
-    AttemptLog, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, LeaseOutcome, NewEvent,
-    NextStep, OrganizationId, SubscriptionChange, SubscriptionId, WebhookSubscription,
+    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, LeaseOutcome,
+    NewEvent, NextStep, OrganizationId, SubscriptionChange, SubscriptionId, WebhookSubscription,
 };
 use crate::storage::{QueueStats, Storage, DEFAULT_LOG_CAP};
 
@@ -227,13 +227,13 @@ impl Storage for MemoryStore {
         self.write().enqueue(event, self.config.dedup_window)
     }
 
-    async fn claim_deliveries(
+    async fn claim_deliveries_fairly(
         &self,
         now: DateTime<Utc>,
         lease_for: Duration,
-        limit: usize,
+        limits: ClaimLimits,
     ) -> Result<Vec<ClaimedDelivery>> {
-        Ok(self.write().claim(now, lease_for, limit))
+        Ok(self.write().claim(now, lease_for, limits))
     }
 
     async fn record_attempt(
@@ -288,6 +288,10 @@ impl Storage for MemoryStore {
 
     async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats> {
         Ok(self.read().queue_stats(now))
+    }
+
+    async fn prune(&self, now: DateTime<Utc>, before: DateTime<Utc>) -> Result<u64> {
+        Ok(self.write().prune(now, before))
     }
 }
 

@@ -14,9 +14,9 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    AttemptLog, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, DeliveryState, EventId,
-    Lease, LeaseOutcome, NewEvent, NextStep, OrganizationId, SubscriptionChange, SubscriptionId,
-    WebhookSubscription,
+    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, DeliveryState,
+    EventId, Lease, LeaseOutcome, NewEvent, NextStep, OrganizationId, SubscriptionChange,
+    SubscriptionId, WebhookSubscription,
 };
 
 use super::MemoryStoreStats;
@@ -118,43 +118,197 @@ impl Subscribers {
     }
 }
 
+/// Which lane a delivery waits in: one per subscription.
+type LaneId = (OrganizationId, SubscriptionId);
+
 /// Every delivery that is pending, leased or failed.
 #[derive(Debug, Default)]
 struct Queue {
     records: HashMap<DeliveryId, Record>,
+    /// Pending and leased deliveries, per subscription.
+    lanes: HashMap<LaneId, Lane>,
+    /// Every lane by the instant its earliest delivery becomes claimable
+    /// (see [`Lane::head`]), so claims visit lanes, never the backlog.
+    ready: BTreeSet<(QueueKey, OrganizationId, SubscriptionId)>,
+    /// Leased deliveries per organization (expired leases included): an
+    /// organization with fewer in flight takes its turn first.
+    leased_by_organization: HashMap<OrganizationId, usize>,
+    pending: usize,
+    leased: usize,
+}
+
+/// The queued deliveries of one subscription.
+#[derive(Debug, Default)]
+struct Lane {
     /// Pending deliveries by due time.
     pending: BTreeMap<QueueKey, DeliveryId>,
     /// Leased deliveries by lease expiry.
     leases: BTreeMap<QueueKey, DeliveryId>,
+    /// This lane's key in [`Queue::ready`].
+    head: Option<QueueKey>,
 }
 
-impl Queue {
-    /// Removes a record's key from the pending or lease index.
-    fn unqueue(&mut self, record: &Record) {
-        match record.slot {
-            Slot::Pending => {
-                self.pending.remove(&(record.due_at, record.seq));
-            }
-            Slot::Leased { expires_at, .. } => {
-                self.leases.remove(&(expires_at, record.seq));
-            }
-            Slot::Failed => {}
-        }
+impl Lane {
+    /// When the lane's earliest delivery becomes claimable: the earliest due
+    /// pending delivery or the earliest lease expiry.
+    fn head(&self) -> Option<QueueKey> {
+        let pending = self.pending.first_key_value().map(|(key, _)| *key);
+        let leased = self.leases.first_key_value().map(|(key, _)| *key);
+        pending.into_iter().chain(leased).min()
+    }
+
+    /// Leases still held at `now`, counting no further than `cap`.
+    fn live_leases(&self, now: DateTime<Utc>, cap: usize) -> usize {
+        use std::ops::Bound::{Excluded, Unbounded};
+        self.leases
+            .range((Excluded((now, u64::MAX)), Unbounded))
+            .take(cap)
+            .count()
     }
 
     /// Up to `limit` deliveries claimable at `now`, earliest first: pending
-    /// and due, or leased with an expired lease (`true` marks pending ones).
-    fn due(&self, now: DateTime<Utc>, limit: usize) -> Vec<(QueueKey, DeliveryId, bool)> {
+    /// and due, or leased with an expired lease.
+    fn due(&self, now: DateTime<Utc>, limit: usize) -> Vec<(QueueKey, DeliveryId)> {
         let last = (now, u64::MAX);
         let pending = self.pending.range(..=last).take(limit);
         let expired = self.leases.range(..=last).take(limit);
         let mut due: Vec<_> = pending
-            .map(|(key, id)| (*key, *id, true))
-            .chain(expired.map(|(key, id)| (*key, *id, false)))
+            .chain(expired)
+            .map(|(key, id)| (*key, *id))
             .collect();
-        due.sort_unstable_by_key(|(key, _, _)| *key);
+        due.sort_unstable_by_key(|(key, _)| *key);
         due.truncate(limit);
         due
+    }
+}
+
+/// A delivery a claim may hand out, with its place in the round-robin.
+struct Candidate {
+    key: QueueKey,
+    id: DeliveryId,
+    organization: OrganizationId,
+    /// Its turn within its subscription (deliveries in flight count as turns taken).
+    lane_turn: usize,
+    /// Its turn within its organization.
+    turn: usize,
+}
+
+impl Queue {
+    fn lane_of(record: &Record) -> LaneId {
+        (record.organization_id, record.subscription_id)
+    }
+
+    /// Queues `id` as pending at `key`.
+    fn push_pending(&mut self, lane: LaneId, key: QueueKey, id: DeliveryId) {
+        self.lanes.entry(lane).or_default().pending.insert(key, id);
+        self.pending += 1;
+        self.refresh(lane);
+    }
+
+    /// Queues `id` as leased until `key`.
+    fn push_lease(&mut self, lane: LaneId, key: QueueKey, id: DeliveryId) {
+        self.lanes.entry(lane).or_default().leases.insert(key, id);
+        self.leased += 1;
+        *self.leased_by_organization.entry(lane.0).or_default() += 1;
+        self.refresh(lane);
+    }
+
+    /// Removes a record's key from its lane's pending or lease index.
+    fn unqueue(&mut self, record: &Record) {
+        let lane_id = Self::lane_of(record);
+        let Some(lane) = self.lanes.get_mut(&lane_id) else {
+            return;
+        };
+        match record.slot {
+            Slot::Pending => {
+                if lane.pending.remove(&(record.due_at, record.seq)).is_some() {
+                    self.pending -= 1;
+                }
+            }
+            Slot::Leased { expires_at, .. } => {
+                if lane.leases.remove(&(expires_at, record.seq)).is_some() {
+                    self.leased -= 1;
+                    let organization = record.organization_id;
+                    if let Some(count) = self.leased_by_organization.get_mut(&organization) {
+                        *count -= 1;
+                        if *count == 0 {
+                            self.leased_by_organization.remove(&organization);
+                        }
+                    }
+                }
+            }
+            Slot::Failed => {}
+        }
+        self.refresh(lane_id);
+    }
+
+    /// Brings the lane's key in `ready` up to date; drops an empty lane.
+    fn refresh(&mut self, lane_id: LaneId) {
+        let Some(lane) = self.lanes.get_mut(&lane_id) else {
+            return;
+        };
+        let head = lane.head();
+        if head == lane.head {
+            return;
+        }
+        if let Some(old) = lane.head {
+            self.ready.remove(&(old, lane_id.0, lane_id.1));
+        }
+        lane.head = head;
+        match head {
+            Some(new) => {
+                self.ready.insert((new, lane_id.0, lane_id.1));
+            }
+            None => {
+                self.lanes.remove(&lane_id);
+            }
+        }
+    }
+
+    /// Up to `limit` deliveries claimable at `now`, in the order they take
+    /// their turns, leaving each subscription at most `cap` live leases.
+    fn due(&self, now: DateTime<Utc>, limit: usize, cap: usize) -> Vec<Candidate> {
+        let mut candidates = Vec::new();
+        let last = (now, u64::MAX);
+        for &(head, organization, subscription) in &self.ready {
+            if head > last {
+                break;
+            }
+            let Some(lane) = self.lanes.get(&(organization, subscription)) else {
+                continue;
+            };
+            let live = lane.live_leases(now, cap);
+            let room = cap.saturating_sub(live).min(limit);
+            for (turn, (key, id)) in lane.due(now, room).into_iter().enumerate() {
+                candidates.push(Candidate {
+                    key,
+                    id,
+                    organization,
+                    lane_turn: live + turn,
+                    turn: 0,
+                });
+            }
+        }
+        // Turns within an organization: its deliveries in flight count as
+        // turns already taken.
+        candidates.sort_unstable_by_key(|c| (c.organization, c.lane_turn, c.key));
+        let mut previous = None;
+        let mut turn = 0;
+        for candidate in &mut candidates {
+            if previous != Some(candidate.organization) {
+                previous = Some(candidate.organization);
+                turn = self
+                    .leased_by_organization
+                    .get(&candidate.organization)
+                    .copied()
+                    .unwrap_or(0);
+            }
+            candidate.turn = turn;
+            turn += 1;
+        }
+        candidates.sort_unstable_by_key(|c| (c.turn, c.lane_turn, c.key));
+        candidates.truncate(limit);
+        candidates
     }
 }
 
@@ -238,19 +392,32 @@ impl State {
         self.next_seq
     }
 
-    /// Walks the due ends of the two ordered indexes, at most
-    /// [`QUEUE_STATS_COUNT_LIMIT`] keys each.
+    /// Visits only the lanes whose head is claimable, and in each the due
+    /// ends of its two ordered indexes, counting at most
+    /// [`QUEUE_STATS_COUNT_LIMIT`] deliveries.
     pub(super) fn queue_stats(&self, now: DateTime<Utc>) -> QueueStats {
         let last = (now, u64::MAX);
         let limit = usize::try_from(QUEUE_STATS_COUNT_LIMIT).unwrap_or(usize::MAX);
-        let pending = self.queue.pending.range(..=last);
-        let expired = self.queue.leases.range(..=last);
-        let oldest_due_at = [pending.clone().next(), expired.clone().next()]
-            .into_iter()
-            .flatten()
-            .map(|((at, _), _)| *at)
-            .min();
-        let due = pending.take(limit).count() + expired.take(limit).count();
+        let ready = self
+            .queue
+            .ready
+            .iter()
+            .take_while(|(head, _, _)| *head <= last);
+        let oldest_due_at = ready.clone().next().map(|((at, _), _, _)| *at);
+        let mut due = 0;
+        for (_, organization, subscription) in ready {
+            if due >= limit {
+                break;
+            }
+            if let Some(lane) = self.queue.lanes.get(&(*organization, *subscription)) {
+                due += lane.pending.range(..=last).take(limit - due).count();
+                due += lane
+                    .leases
+                    .range(..=last)
+                    .take(limit.saturating_sub(due))
+                    .count();
+            }
+        }
         QueueStats {
             due: u64::try_from(due)
                 .unwrap_or(u64::MAX)
@@ -260,8 +427,8 @@ impl State {
     }
 
     pub(super) fn stats(&self) -> MemoryStoreStats {
-        let pending = self.queue.pending.len();
-        let leased = self.queue.leases.len();
+        let pending = self.queue.pending;
+        let leased = self.queue.leased;
         MemoryStoreStats {
             subscriptions: self.subscriptions.len(),
             pending_deliveries: pending,
@@ -396,7 +563,8 @@ impl State {
             };
             let id = DeliveryId(id);
             entry.activity().deliveries.insert(id);
-            self.queue.pending.insert((now, seq), id);
+            self.queue
+                .push_pending((event.organization_id, subscription), (now, seq), id);
             self.queue.records.insert(
                 id,
                 Record {
@@ -428,32 +596,26 @@ impl State {
         &mut self,
         now: DateTime<Utc>,
         lease_for: Duration,
-        limit: usize,
+        limits: ClaimLimits,
     ) -> Vec<ClaimedDelivery> {
         let expires_at = later(now, lease_for);
-        let due = self.queue.due(now, limit);
+        let due = self.queue.due(now, limits.batch, limits.per_subscription);
         let mut claimed = Vec::with_capacity(due.len());
-        for (key, id, pending) in due {
-            if pending {
-                self.queue.pending.remove(&key);
-            } else {
-                self.queue.leases.remove(&key);
-            }
-            let owner = self
-                .queue
-                .records
-                .get(&id)
-                .map(|r| (r.organization_id, r.subscription_id));
-            let entry = owner.and_then(|owner| self.subscriptions.get(&owner));
-            let (Some(entry), Some(record)) = (entry, self.queue.records.get_mut(&id)) else {
+        for candidate in due {
+            let id = candidate.id;
+            let Some(mut record) = self.queue.records.remove(&id) else {
+                continue;
+            };
+            self.queue.unqueue(&record);
+            let lane = Queue::lane_of(&record);
+            let Some(entry) = self.subscriptions.get(&lane) else {
                 // Unreachable while the indexes agree (deleting a subscription
                 // removes its records); dropping an orphan keeps claims moving.
-                self.queue.records.remove(&id);
                 continue;
             };
             self.next_token += 1;
             let token = Uuid::from_u64_pair(0, self.next_token);
-            self.queue.leases.insert((expires_at, record.seq), id);
+            self.queue.push_lease(lane, (expires_at, record.seq), id);
             record.slot = Slot::Leased { token, expires_at };
             claimed.push(ClaimedDelivery {
                 delivery: record.to_delivery(id),
@@ -464,6 +626,7 @@ impl State {
                     expires_at,
                 },
             });
+            self.queue.records.insert(id, record);
         }
         claimed
     }
@@ -517,7 +680,7 @@ impl State {
             NextStep::Retry { at } => {
                 record.due_at = at;
                 record.slot = Slot::Pending;
-                self.queue.pending.insert((at, record.seq), delivery.id);
+                self.queue.push_pending(key, (at, record.seq), delivery.id);
             }
             NextStep::Fail | NextStep::FailAndDisable => {
                 record.slot = Slot::Failed;
@@ -537,18 +700,22 @@ impl State {
 
     pub(super) fn release(&mut self, claim: &ClaimedDelivery) -> LeaseOutcome {
         let id = claim.delivery.id;
-        let Some(record) = self.queue.records.get_mut(&id) else {
+        let Some(record) = self.queue.records.get(&id) else {
             return LeaseOutcome::LeaseLost;
         };
         if !record.holds(&claim.lease) {
             return LeaseOutcome::LeaseLost;
         }
-        if let Slot::Leased { expires_at, .. } = record.slot {
-            self.queue.leases.remove(&(expires_at, record.seq));
-        }
+        let Some(mut record) = self.queue.records.remove(&id) else {
+            return LeaseOutcome::LeaseLost;
+        };
+        self.queue.unqueue(&record);
         // `due_at` is no later than the claim, so it is claimable again at once.
         record.slot = Slot::Pending;
-        self.queue.pending.insert((record.due_at, record.seq), id);
+        let lane = Queue::lane_of(&record);
+        self.queue
+            .push_pending(lane, (record.due_at, record.seq), id);
+        self.queue.records.insert(id, record);
         LeaseOutcome::Applied
     }
 
@@ -593,7 +760,8 @@ impl State {
         record.attempts = 0;
         record.due_at = now;
         record.slot = Slot::Pending;
-        self.queue.pending.insert((now, record.seq), id);
+        let seq = record.seq;
+        self.queue.push_pending(key, (now, seq), id);
         true
     }
 
@@ -622,6 +790,37 @@ impl State {
             .iter()
             .filter_map(|(event, log)| log.front().map(|a| (event.to_string(), a.detail.clone())))
             .collect()
+    }
+
+    pub(super) fn prune(&mut self, now: DateTime<Utc>, before: DateTime<Utc>) -> u64 {
+        self.forget_seen_until(now);
+        let mut removed = 0u64;
+        for entry in self.subscriptions.values_mut() {
+            let Some(activity) = entry.activity.as_deref_mut() else {
+                continue;
+            };
+            while let Some(&(due_at, _, id)) = activity.failed.first() {
+                if due_at >= before {
+                    break;
+                }
+                activity.failed.pop_first();
+                activity.deliveries.remove(&id);
+                self.queue.records.remove(&id);
+                removed += 1;
+            }
+            for log in activity.logs.values_mut() {
+                while log
+                    .back()
+                    .is_some_and(|a| a.detail.delivery_timestamp < before)
+                {
+                    log.pop_back();
+                    self.log_entries -= 1;
+                    removed += 1;
+                }
+            }
+            activity.logs.retain(|_, log| !log.is_empty());
+        }
+        removed
     }
 
     fn activity(

@@ -47,8 +47,8 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    AttemptLog, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, DeliveryState, Lease,
-    LeaseOutcome, NewEvent, NextStep, OrganizationId, SubscriptionChange, SubscriptionId,
+    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, DeliveryState,
+    Lease, LeaseOutcome, NewEvent, NextStep, OrganizationId, SubscriptionChange, SubscriptionId,
     WebhookSubscription,
 };
 use crate::storage::{QueueStats, Storage, DEFAULT_DEDUP_WINDOW, DEFAULT_LOG_CAP};
@@ -453,24 +453,59 @@ impl Storage for PostgresStore {
         queued_count(Some(queued))
     }
 
-    async fn claim_deliveries(
+    async fn claim_deliveries_fairly(
         &self,
         now: DateTime<Utc>,
         lease_for: Duration,
-        limit: usize,
+        limits: ClaimLimits,
     ) -> Result<Vec<ClaimedDelivery>> {
-        if limit == 0 {
+        let limit = limits.batch;
+        let cap = bind_limit(limits.per_subscription);
+        if limit == 0 || cap == 0 {
             return Ok(Vec::new());
         }
         let expires_at = now
             .checked_add_signed(lease_for)
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        // Two statements under per-lane advisory locks: the second takes a
+        // fresh snapshot, so it counts every lease committed by whoever held
+        // a lane's lock before (see `Queries::claim_lanes`). Read committed
+        // whatever the server's default, for the same reason.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+            .await
+            .map_err(db)?;
+        let lanes = sqlx::query(sql(&self.queries.claim_lanes))
+            .bind(now)
+            .bind(cap)
+            .bind(bind_limit(limit))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        if lanes.is_empty() {
+            tx.commit().await.map_err(db)?;
+            return Ok(Vec::new());
+        }
+        let mut organizations = Vec::with_capacity(lanes.len());
+        let mut subscriptions = Vec::with_capacity(lanes.len());
+        let mut in_flight = Vec::with_capacity(lanes.len());
+        for lane in &lanes {
+            organizations.push(sqlx::Row::try_get::<Uuid, _>(lane, "org").map_err(db)?);
+            subscriptions.push(sqlx::Row::try_get::<Uuid, _>(lane, "sub_id").map_err(db)?);
+            in_flight.push(sqlx::Row::try_get::<i64, _>(lane, "org_live").map_err(db)?);
+        }
         let found = sqlx::query(sql(&self.queries.claim(limit)))
             .bind(now)
             .bind(expires_at)
-            .fetch_all(&self.pool)
+            .bind(cap)
+            .bind(organizations)
+            .bind(subscriptions)
+            .bind(in_flight)
+            .fetch_all(&mut *tx)
             .await
             .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         let mut claimed = Vec::with_capacity(found.len());
         let mut orphans = Vec::new();
         for row in &found {
@@ -615,5 +650,17 @@ impl Storage for PostgresStore {
             due: u64::try_from(due).map_err(Error::internal)?,
             oldest_due_at,
         })
+    }
+
+    async fn prune(&self, now: DateTime<Utc>, before: DateTime<Utc>) -> Result<u64> {
+        let removed: i64 = sqlx::query_scalar(sql(&self.queries.prune_history))
+            .bind(before)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        // A second statement: the first one's deletions are not visible to
+        // its own subqueries, so payloads it freed go only now.
+        self.prune_events(now).await?;
+        Ok(u64::try_from(removed).unwrap_or_default())
     }
 }

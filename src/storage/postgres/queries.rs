@@ -22,6 +22,10 @@ pub(super) const NEXT_RETRY: i16 = 1;
 pub(super) const NEXT_FAIL: i16 = 2;
 pub(super) const NEXT_FAIL_AND_DISABLE: i16 = 3;
 
+/// Seeds the advisory-lock keys of claim lanes, apart from other users'
+/// advisory locks on the same database.
+const LANE_LOCK_SEED: i64 = 0x0077_685f_6c61_6e65;
+
 /// Each attempt trims its log with probability 1 / TRIM_EVERY.
 const TRIM_EVERY: u32 = 16;
 
@@ -38,6 +42,7 @@ pub(super) struct Queries {
     pub write_subscription: Arc<str>,
     pub delete_subscription: Arc<str>,
     pub enqueue_events: Arc<str>,
+    pub claim_lanes: Arc<str>,
     /// The claim statement up to its `LIMIT`, and the rest; see [`Queries::claim`].
     claim: (String, String),
     pub drop_orphans: Arc<str>,
@@ -49,6 +54,7 @@ pub(super) struct Queries {
     pub latest_statuses: Arc<str>,
     pub prune_events: Arc<str>,
     pub queue_stats: Arc<str>,
+    pub prune_history: Arc<str>,
 }
 
 /// Wraps a statement for sqlx. Sound because every statement is built from
@@ -59,7 +65,8 @@ pub(super) fn sql(statement: &Arc<str>) -> SqlStr {
 
 impl Queries {
     /// The claim statement for at most `limit` rows (binds: now, lease
-    /// expiry). The limit is written into the text rather than bound: with
+    /// expiry, per-subscription cap, the lanes' organizations, their
+    /// subscriptions, their organizations' leases in flight). The limit is written into the text rather than bound: with
     /// a bound limit PostgreSQL's generic plan guesses a large batch (a hash
     /// join over the whole queue), so it re-plans the statement on every
     /// claim instead, which cost about half as much as running it. With a
@@ -170,21 +177,103 @@ impl Queries {
                 LEFT JOIN queued q ON q.org = i.org AND q.event_id = i.event_id
                 GROUP BY i.ord"
             )),
-            // Leases the earliest claimable rows; rows locked by another
-            // claimer are skipped, not waited for. A delivery whose
-            // subscription or event is gone comes back with NULLs and is
-            // dropped by `drop_orphans`.
+            // Picks the lanes (subscriptions) a claim of at most $3 rows
+            // serves, and takes a transaction-scoped advisory lock on each,
+            // skipping lanes another claimer holds. Walks the distinct lanes
+            // with queued rows (a loose index scan), never the backlog; keeps
+            // those with a due row and fewer than $2 live leases; orders them
+            // by their turn within their organization (leases in flight count
+            // as turns taken), then by how long they have waited. The leases
+            // are counted again under the locks by the claim itself: this
+            // statement's snapshot may predate another claimer's commit.
+            // Binds: now, cap, limit.
+            claim_lanes: build(format!(
+                "WITH RECURSIVE lanes AS (
+                    (SELECT org, sub_id FROM {s}.deliveries
+                     WHERE state < {FAILED} ORDER BY org, sub_id LIMIT 1)
+                    UNION ALL
+                    SELECT next.org, next.sub_id FROM lanes
+                    CROSS JOIN LATERAL (
+                        SELECT d.org, d.sub_id FROM {s}.deliveries d
+                        WHERE d.state < {FAILED} AND (d.org, d.sub_id) > (lanes.org, lanes.sub_id)
+                        ORDER BY d.org, d.sub_id LIMIT 1
+                    ) next
+                ), counted AS (
+                    SELECT l.org, l.sub_id, head.available_at,
+                        (SELECT count(*) FROM (
+                            SELECT 1 FROM {s}.deliveries d
+                            WHERE d.org = l.org AND d.sub_id = l.sub_id
+                              AND d.state = {LEASED} AND d.available_at > $1
+                            LIMIT $2) live) AS live
+                    FROM lanes l
+                    LEFT JOIN LATERAL (
+                        SELECT d.available_at FROM {s}.deliveries d
+                        WHERE d.org = l.org AND d.sub_id = l.sub_id
+                          AND d.state < {FAILED} AND d.available_at <= $1
+                        ORDER BY d.available_at LIMIT 1
+                    ) head ON true
+                ), open AS (
+                    SELECT org, sub_id, available_at,
+                        (sum(live) OVER (PARTITION BY org))::bigint AS org_live,
+                        live
+                    FROM counted
+                ), ranked AS (
+                    SELECT org, sub_id, available_at, org_live,
+                        org_live + row_number() OVER (
+                            PARTITION BY org ORDER BY live, available_at, sub_id) AS turn
+                    FROM open
+                    WHERE available_at IS NOT NULL AND live < $2
+                ), chosen AS (
+                    SELECT org, sub_id, org_live FROM ranked
+                    ORDER BY turn, available_at LIMIT $3
+                )
+                SELECT org, sub_id, org_live FROM chosen
+                WHERE pg_try_advisory_xact_lock(hashtextextended(sub_id::text, {LANE_LOCK_SEED}))"
+            )),
+            // Leases up to the limit from the locked lanes, round-robin:
+            // by turn within the organization, then within the subscription
+            // (leases in flight count as turns taken), then by due time.
+            // Rows locked by another claimer are skipped, not waited for. A
+            // delivery whose subscription or event is gone comes back with
+            // NULLs and is dropped by `drop_orphans`.
             claim: (
                 format!(
-                    "WITH picked AS (
-                    SELECT id FROM {s}.deliveries
-                    WHERE state < {FAILED} AND available_at <= $1
-                    ORDER BY available_at
-                    LIMIT "
+                    "WITH lanes AS (
+                    SELECT * FROM unnest($4::uuid[], $5::uuid[], $6::bigint[])
+                        AS l(org, sub_id, org_live)
+                ), candidates AS (
+                    SELECT c.id, l.org, l.org_live, c.available_at,
+                        c.live + row_number() OVER (
+                            PARTITION BY l.org, l.sub_id ORDER BY c.available_at) AS lane_turn
+                    FROM lanes l
+                    CROSS JOIN LATERAL (
+                        SELECT (SELECT count(*) FROM (
+                            SELECT 1 FROM {s}.deliveries x
+                            WHERE x.org = l.org AND x.sub_id = l.sub_id
+                              AND x.state = {LEASED} AND x.available_at > $1
+                            LIMIT $3) live) AS live
+                    ) flight
+                    CROSS JOIN LATERAL (
+                        SELECT d.id, d.available_at, flight.live FROM {s}.deliveries d
+                        WHERE d.org = l.org AND d.sub_id = l.sub_id
+                          AND d.state < {FAILED} AND d.available_at <= $1
+                        ORDER BY d.available_at
+                        LIMIT greatest($3 - flight.live, 0)
+                    ) c
+                ), ranked AS (
+                    SELECT id, lane_turn, available_at,
+                        org_live + row_number() OVER (
+                            PARTITION BY org ORDER BY lane_turn, available_at) AS turn
+                    FROM candidates
+                ), picked AS (
+                    SELECT d.id FROM {s}.deliveries d
+                    JOIN (SELECT id FROM ranked ORDER BY turn, lane_turn, available_at
+                          LIMIT "
                 ),
                 format!(
-                    "
-                    FOR UPDATE SKIP LOCKED
+                    ") r ON r.id = d.id
+                    WHERE d.state < {FAILED} AND d.available_at <= $1
+                    FOR UPDATE OF d SKIP LOCKED
                 ), leased AS (
                     UPDATE {s}.deliveries d
                     SET state = {LEASED}, available_at = $2, lease_token = gen_random_uuid()
@@ -327,6 +416,17 @@ impl Queries {
                     ORDER BY l.seq DESC LIMIT 1
                 ) newest
                 WHERE names.event_name IS NOT NULL"
+            )),
+            // Retention: failed deliveries and attempt logs older than $1.
+            // A maintenance job's statement: it scans the failed rows and the
+            // logs (no index on log times, to keep attempts cheap).
+            prune_history: build(format!(
+                "WITH failed AS (
+                    DELETE FROM {s}.deliveries WHERE state = {FAILED} AND due_at < $1 RETURNING 1
+                ), logs AS (
+                    DELETE FROM {s}.attempt_logs WHERE delivered_at < $1 RETURNING 1
+                )
+                SELECT (SELECT count(*) FROM failed) + (SELECT count(*) FROM logs)"
             )),
             // Forgets old event ids that no delivery or log still needs.
             prune_events: build(format!(
