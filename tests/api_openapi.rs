@@ -89,7 +89,7 @@ fn the_documented_operations_are_the_handlers_routes() {
         .map(|r| (r.method.to_string(), r.path, r.operation_id.to_owned()))
         .collect();
     assert_eq!(documented, served);
-    assert_eq!(served.len(), 7);
+    assert_eq!(served.len(), 12);
 }
 
 #[test]

@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::model::time::truncate_to_millis;
 use crate::model::{
     ClaimedDelivery, DeliveryDetail, DeliveryId, LeaseOutcome, NextStep, OrganizationId,
+    TEST_EVENT,
 };
 use crate::signature::SignatureScheme;
 use crate::storage::Storage;
@@ -521,7 +522,9 @@ impl Inner {
         }
         let subscription = &claim.subscription;
         let event = &claim.delivery.event_name;
-        if !subscription.wants(event) {
+        // A test event goes to its one subscription whatever it subscribes to.
+        let wanted = subscription.wants(event) || (subscription.enabled && event == TEST_EVENT);
+        if !wanted {
             let why = if subscription.enabled {
                 format!("not sent: subscription is no longer subscribed to {event}")
             } else {

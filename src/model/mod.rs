@@ -4,6 +4,7 @@ mod authorization;
 mod delivery;
 mod event;
 mod ids;
+mod replay;
 mod request;
 mod response;
 mod secret;
@@ -18,10 +19,13 @@ pub use delivery::{
 };
 pub use event::{
     fully_qualified_name, Event, EventCatalogue, EventEnvelope, InvalidCatalogue, Organization,
-    CONVERSATION_EVENTS,
+    CONVERSATION_EVENTS, TEST_EVENT,
 };
 pub use ids::{DeliveryId, EventId, OrganizationId, SubscriptionId, UserId};
+pub use replay::{
+    FailedDelivery, Redelivered, RedeliverFailedSince, RotateSecret, RotatedSecret, TestEventReceipt,
+};
 pub use request::{CreateWebhookSubscription, PatchWebhookSubscription};
 pub use response::DataEnvelope;
-pub use secret::{InvalidSecretKey, SecretKey};
-pub use subscription::{SubscriptionChange, WebhookSubscription};
+pub use secret::{InvalidSecretKey, PreviousSecret, SecretKey};
+pub use subscription::{SecretRotation, SubscriptionChange, WebhookSubscription};

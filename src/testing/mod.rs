@@ -125,6 +125,7 @@ fn subscription(name: &str, events: &[&str]) -> WebhookSubscription {
         updated_at: base_time(),
         updated_by: user,
         filters: None,
+        previous_secret: None,
     }
 }
 

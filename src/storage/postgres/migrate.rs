@@ -16,11 +16,18 @@ struct Migration {
 }
 
 /// Every migration, oldest first. Never edit one that was released: add a new one.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "initial schema",
-    sql: include_str!("migrations/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "initial schema",
+        sql: include_str!("migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 3,
+        description: "secret rotation",
+        sql: include_str!("migrations/0003_secret_rotation.sql"),
+    },
+];
 
 /// Brings `schema` up to date. Safe to run from many processes at once: a
 /// transaction-scoped advisory lock keyed on the schema name serializes
