@@ -15,11 +15,11 @@ use crate::model::{
     time, CreateWebhookSubscription, DeliveryStatus, EventCatalogue, EventDeliveryStatus,
     EventLogEntry, PatchWebhookSubscription, SecretKey, SubscriptionId, WebhookSubscription,
 };
-use crate::model::{Event, Organization};
 use crate::model::{
     DeliveryId, FailedDelivery, Redelivered, RotatedSecret, SecretRotation, SubscriptionChange,
     TestEventReceipt, TEST_EVENT,
 };
+use crate::model::{Event, Organization};
 use crate::storage::{FailedSelection, MemoryStore, Storage};
 use crate::validate::Validator;
 use crate::RequestContext;

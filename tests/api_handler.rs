@@ -470,7 +470,10 @@ fn id_routes(id: &str) -> Vec<(Method, String, &'static str)> {
         ),
         (
             Method::POST,
-            format!("{BASE}/{id}/failed-deliveries/{}/redeliver", DeliveryId::new_v4()),
+            format!(
+                "{BASE}/{id}/failed-deliveries/{}/redeliver",
+                DeliveryId::new_v4()
+            ),
             "",
         ),
         (Method::POST, format!("{BASE}/{id}/test-event"), ""),

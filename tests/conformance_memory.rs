@@ -56,6 +56,9 @@ checks!(
     attempt_log_newest_first_and_capped,
     latest_statuses_per_event,
     payload_bytes_are_preserved,
+    rotation_keeps_the_previous_secret,
+    redeliver_failed_picks_one_or_since,
+    enqueue_for_subscription_reaches_one_subscription,
 );
 
 shared_checks!(

@@ -182,17 +182,23 @@ impl Setup {
     /// Publishes one event, delivers it, and returns the receiver's verdict.
     async fn deliver_one(&self) -> Verdict {
         let event = Event::new(EVENT, json!({"n": 1}));
-        let receipt = self.service.publish(&self.organization, event).await.unwrap();
+        let receipt = self
+            .service
+            .publish(&self.organization, event)
+            .await
+            .unwrap();
         assert_eq!(receipt.enqueued, 1);
         let report = self.worker.run_once().await.unwrap();
         assert_eq!(report.delivered, 1, "{report:?}");
         let verdicts = self.receiver.verdicts.lock().unwrap();
-        verdicts.last().cloned().expect("the receiver saw the delivery")
+        verdicts
+            .last()
+            .cloned()
+            .expect("the receiver saw the delivery")
     }
 
     fn advance(&self, by: Duration) {
-        self.clock
-            .advance(chrono::Duration::from_std(by).unwrap());
+        self.clock.advance(chrono::Duration::from_std(by).unwrap());
     }
 }
 
@@ -231,8 +237,14 @@ async fn both_keys_verify_every_delivery_during_the_grace_period(scheme: Signatu
     setup.advance(Duration::from_secs(12 * 3600 - 1));
     during.push(setup.deliver_one().await);
     for verdict in &during {
-        assert!(verdict.old_key, "the old key alone must verify: {verdict:?}");
-        assert!(verdict.new_key, "the new key alone must verify: {verdict:?}");
+        assert!(
+            verdict.old_key,
+            "the old key alone must verify: {verdict:?}"
+        );
+        assert!(
+            verdict.new_key,
+            "the new key alone must verify: {verdict:?}"
+        );
         assert_eq!(signature_count(&scheme, &verdict.headers), 2);
     }
 

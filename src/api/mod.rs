@@ -357,10 +357,8 @@ impl ApiHandler {
             }
             Op::RedeliverFailed => {
                 let id = id()?;
-                let delivery = uuid_param(
-                    DELIVERY_ID_PARAM,
-                    found.delivery_id.unwrap_or_default(),
-                )?;
+                let delivery =
+                    uuid_param(DELIVERY_ID_PARAM, found.delivery_id.unwrap_or_default())?;
                 let ctx = context(ctx)?;
                 let done = self
                     .service

@@ -55,7 +55,9 @@ impl Resource {
             Resource::DeliveryStatus => "/{webhookSubscriptionId}/delivery-status",
             Resource::EventLogs => "/{webhookSubscriptionId}/delivery-status/logs/{event}",
             Resource::FailedDeliveries => "/{webhookSubscriptionId}/failed-deliveries",
-            Resource::RedeliverFailedSince => "/{webhookSubscriptionId}/failed-deliveries/redeliver",
+            Resource::RedeliverFailedSince => {
+                "/{webhookSubscriptionId}/failed-deliveries/redeliver"
+            }
             Resource::RedeliverFailed => {
                 "/{webhookSubscriptionId}/failed-deliveries/{deliveryId}/redeliver"
             }

@@ -19,8 +19,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::model::time::truncate_to_millis;
 use crate::model::{
-    ClaimedDelivery, DeliveryDetail, DeliveryId, LeaseOutcome, NextStep, OrganizationId,
-    TEST_EVENT,
+    ClaimedDelivery, DeliveryDetail, DeliveryId, LeaseOutcome, NextStep, OrganizationId, TEST_EVENT,
 };
 use crate::signature::SignatureScheme;
 use crate::storage::Storage;

@@ -23,7 +23,8 @@ pub use event::{
 };
 pub use ids::{DeliveryId, EventId, OrganizationId, SubscriptionId, UserId};
 pub use replay::{
-    FailedDelivery, Redelivered, RedeliverFailedSince, RotateSecret, RotatedSecret, TestEventReceipt,
+    FailedDelivery, RedeliverFailedSince, Redelivered, RotateSecret, RotatedSecret,
+    TestEventReceipt,
 };
 pub use request::{CreateWebhookSubscription, PatchWebhookSubscription};
 pub use response::DataEnvelope;

@@ -55,6 +55,9 @@
 //! | [`attempt_log_newest_first_and_capped`] | logs are newest first and keep the newest 100 |
 //! | [`latest_statuses_per_event`] | the latest attempt per attempted event |
 //! | [`payload_bytes_are_preserved`] | claims and logs carry the enqueued bytes exactly |
+//! | [`rotation_keeps_the_previous_secret`] | a secret rotation keeps the replaced secret and its expiry, through reads, changes and claims |
+//! | [`redeliver_failed_picks_one_or_since`] | `redeliver_failed` requeues the subscription's own failed deliveries, by id or since a time, up to the limit |
+//! | [`enqueue_for_subscription_reaches_one_subscription`] | an event enqueued for one subscription reaches it alone |
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -72,6 +75,7 @@ use crate::storage::Storage;
 mod isolation;
 mod logs;
 mod queue;
+mod replay;
 mod subscriptions;
 
 pub use isolation::{
@@ -87,6 +91,10 @@ pub use queue::{
     fail_and_disable_disables_subscription, fail_keeps_delivery_for_redelivery,
     lease_blocks_other_claimers_until_expiry, release_makes_delivery_claimable_at_once,
     retry_reschedules, stale_lease_cannot_overwrite,
+};
+pub use replay::{
+    enqueue_for_subscription_reaches_one_subscription, redeliver_failed_picks_one_or_since,
+    rotation_keeps_the_previous_secret,
 };
 pub use subscriptions::{
     concurrent_updates_all_survive, delete_removes_subscription, insert_and_get, list_oldest_first,
@@ -330,5 +338,10 @@ where
         attempt_log_newest_first_and_capped,
         latest_statuses_per_event,
         payload_bytes_are_preserved,
+    );
+    check!(
+        rotation_keeps_the_previous_secret,
+        redeliver_failed_picks_one_or_since,
+        enqueue_for_subscription_reaches_one_subscription,
     );
 }

@@ -449,7 +449,9 @@ impl State {
             payload: event.payload.clone(),
         });
         let id = DeliveryId(id);
-        Ok(self.push_delivery(subscription, &data, id, now).then_some(id))
+        Ok(self
+            .push_delivery(subscription, &data, id, now)
+            .then_some(id))
     }
 
     fn forget_seen_until(&mut self, now: DateTime<Utc>) {
