@@ -1,7 +1,8 @@
 //! Wire types of replaying failed deliveries, test events and secret rotation.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::delivery::Delivery;
 use super::ids::{DeliveryId, EventId};
@@ -46,8 +47,20 @@ impl From<&Delivery> for FailedDelivery {
 pub struct RedeliverFailedSince {
     /// Failed deliveries whose last attempt was due at or after this time
     /// (RFC 3339) are redelivered.
-    #[serde(with = "super::time::millis")]
+    #[serde(
+        serialize_with = "super::time::millis::serialize",
+        deserialize_with = "rfc3339"
+    )]
     pub since: DateTime<Utc>,
+}
+
+/// An RFC 3339 timestamp, refused with a message that says what is expected.
+fn rfc3339<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    super::time::millis::deserialize(d).map_err(|e| {
+        D::Error::custom(format!(
+            "expected an RFC 3339 timestamp such as 2026-01-01T00:00:00Z ({e})"
+        ))
+    })
 }
 
 /// What a redelivery request did: `{"redelivered": N}`.
