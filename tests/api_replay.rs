@@ -277,7 +277,6 @@ async fn another_organizations_failed_deliveries_are_indistinguishable_from_miss
     let unknown = uuid::Uuid::new_v4().to_string();
     let answer = |subscription: String, delivery: String| {
         let path = format!("{BASE}/{subscription}/failed-deliveries/{delivery}/redeliver");
-        let stranger = stranger;
         let api = &api;
         async move {
             let reply = api.call_as(&stranger, Method::POST, &path, "").await;
@@ -360,7 +359,7 @@ async fn a_test_event_reaches_only_its_subscription_and_says_it_is_a_test() {
     );
     SignatureScheme::default()
         .verify(
-            &[target.secret_key.clone()],
+            std::slice::from_ref(&target.secret_key),
             &request.headers,
             &request.body,
             api.clock_now(),
