@@ -494,6 +494,7 @@ async fn a_grace_period_out_of_bounds_answers_400() {
             "invalid value: integer `-1`",
         ),
         (r#"{"gracePeriodSeconds": "1h"}"#, "invalid type: string"),
+        (r#"{"gracePeriodSeconds": null}"#, "invalid type: null"),
         (r#"{"grace": 1}"#, "unknown field `grace`"),
     ] {
         let message = api

@@ -54,6 +54,12 @@ pub struct RedeliverFailedSince {
     pub since: DateTime<Utc>,
 }
 
+/// A field that, when sent, must hold a value: `null` is refused like any
+/// other wrong type.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
 /// An RFC 3339 timestamp, refused with a message that says what is expected.
 fn rfc3339<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
     super::time::millis::deserialize(d).map_err(|e| {
@@ -97,8 +103,12 @@ pub struct TestEventReceipt {
 #[non_exhaustive]
 pub struct RotateSecret {
     /// How long the old secret keeps signing next to the new one, in
-    /// seconds; 24 hours when absent, 0 retires it at once.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// seconds; 24 hours when absent, 0 retires it at once. `null` is refused.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub grace_period_seconds: Option<u64>,
 }
 
