@@ -48,6 +48,8 @@ const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// subscribed to the event, is not sent. It is failed with a log entry
 /// saying why (`responseCode` 0, `not sent: ...`) rather than dropped, so it
 /// can still be redelivered by hand once the subscription takes it again.
+/// A test event ([`TEST_EVENT`](crate::model::TEST_EVENT)) is sent to its
+/// enabled subscription whatever events that subscribes to.
 ///
 /// Cheap to clone; clones share everything.
 ///
