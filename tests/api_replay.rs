@@ -524,3 +524,49 @@ impl Api {
         self.clock.now()
     }
 }
+
+#[tokio::test]
+async fn one_bulk_redelivery_requeues_at_most_its_cap() {
+    use webhook_subscriptions::model::{DeliveryDetail, NextStep};
+    use webhook_subscriptions::service::MAX_REDELIVERIES_PER_CALL;
+
+    let api = api();
+    let sub = api.subscribe().await;
+    let total = MAX_REDELIVERIES_PER_CALL + 1;
+    for _ in 0..total {
+        let event = Event::new(EVENT, json!({}));
+        api.service.publish(&api.organization, event).await.unwrap();
+    }
+    let now = api.clock_now();
+    let claims = api
+        .store
+        .claim_deliveries(now, Duration::seconds(60), total)
+        .await
+        .unwrap();
+    assert_eq!(claims.len(), total);
+    let detail = DeliveryDetail {
+        delivery_timestamp: now,
+        success: false,
+        response_code: 500,
+        response_text: "no".to_owned(),
+    };
+    for claim in &claims {
+        api.store
+            .record_attempt(claim, &detail, NextStep::Fail)
+            .await
+            .unwrap();
+    }
+    let since = start() - Duration::days(1);
+    let first = api
+        .service
+        .redeliver_failed_since(&api.ctx, sub.id, since)
+        .await
+        .unwrap();
+    assert_eq!(first.redelivered, MAX_REDELIVERIES_PER_CALL);
+    let second = api
+        .service
+        .redeliver_failed_since(&api.ctx, sub.id, since)
+        .await
+        .unwrap();
+    assert_eq!(second.redelivered, 1, "calling again requeues the rest");
+}
