@@ -401,6 +401,9 @@ impl WebhookService {
     /// old secret, so receivers can switch keys without refusing one; zero
     /// retires the old secret at once. A secret still in the grace period of
     /// an earlier rotation stops signing. `updatedAt`/`updatedBy` move.
+    ///
+    /// A longer grace period is [`Error::InvalidBody`], naming the REST
+    /// field `gracePeriodSeconds`.
     pub async fn rotate_secret(
         &self,
         ctx: &RequestContext,
