@@ -66,6 +66,7 @@ fn subscription(events: &[&str]) -> WebhookSubscription {
         updated_at: at(),
         updated_by: user,
         filters: None,
+        previous_secret: None,
     }
 }
 

@@ -253,6 +253,7 @@ fn subscription(url: &str, events: &[&str]) -> WebhookSubscription {
         updated_at: at(),
         updated_by: user,
         filters: None,
+        previous_secret: None,
     }
 }
 

@@ -2,7 +2,11 @@
 //! delivery logs and statuses. Every method is scoped to a [`RequestContext`].
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::json;
 
 use crate::clock::{Clock, SystemClock};
 use crate::delivery::{self, PublishLimits, PublishReceipt};
@@ -11,8 +15,12 @@ use crate::model::{
     time, CreateWebhookSubscription, DeliveryStatus, EventCatalogue, EventDeliveryStatus,
     EventLogEntry, PatchWebhookSubscription, SecretKey, SubscriptionId, WebhookSubscription,
 };
+use crate::model::{
+    DeliveryId, FailedDelivery, Redelivered, RotatedSecret, SecretRotation, SubscriptionChange,
+    TestEventReceipt, TEST_EVENT,
+};
 use crate::model::{Event, Organization};
-use crate::storage::{MemoryStore, Storage};
+use crate::storage::{FailedSelection, MemoryStore, Storage};
 use crate::validate::Validator;
 use crate::RequestContext;
 
@@ -164,6 +172,7 @@ impl WebhookService {
             updated_at: now,
             updated_by: ctx.user_id,
             filters: None,
+            previous_secret: None,
         };
         self.storage
             .insert_subscription(ctx.organization_id, &subscription)
@@ -287,6 +296,176 @@ impl WebhookService {
             event,
         )
         .await
+    }
+}
+
+/// How long a rotated-out secret keeps signing unless told otherwise: 24 hours.
+pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The longest grace period a rotation accepts: 7 days.
+pub const MAX_GRACE_PERIOD: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// The most failed deliveries [`WebhookService::failed_deliveries`] lists.
+pub const FAILED_DELIVERIES_LIMIT: usize = 100;
+
+/// The most failed deliveries one [`WebhookService::redeliver_failed_since`]
+/// call requeues; call again while it returns this many.
+pub const MAX_REDELIVERIES_PER_CALL: usize = 1000;
+
+/// Builds test events: a catalogue of the test event alone.
+static TEST_CATALOGUE: LazyLock<EventCatalogue> = LazyLock::new(|| {
+    EventCatalogue::new([TEST_EVENT])
+        .unwrap_or_else(|e| unreachable!("the test event name is valid: {e}"))
+});
+
+/// Replaying failed deliveries, test events and secret rotation.
+impl WebhookService {
+    /// The subscription's failed deliveries (out of attempts, or stopped by
+    /// `410 Gone`), most recently due first, at most
+    /// [`FAILED_DELIVERIES_LIMIT`].
+    pub async fn failed_deliveries(
+        &self,
+        ctx: &RequestContext,
+        id: SubscriptionId,
+    ) -> Result<Vec<FailedDelivery>> {
+        self.get(ctx, id).await?;
+        let failed = self
+            .storage
+            .failed_deliveries(ctx.organization_id, id, FAILED_DELIVERIES_LIMIT)
+            .await?;
+        Ok(failed.iter().map(FailedDelivery::from).collect())
+    }
+
+    /// Puts one failed delivery of the subscription back in the queue, due
+    /// now with a fresh attempt count. [`Error::NotFound`] when the
+    /// subscription has no such failed delivery (another organization's
+    /// answers the same).
+    pub async fn redeliver_failed(
+        &self,
+        ctx: &RequestContext,
+        id: SubscriptionId,
+        delivery: DeliveryId,
+    ) -> Result<Redelivered> {
+        check_context(ctx)?;
+        let requeued = self
+            .storage
+            .redeliver_failed(
+                ctx.organization_id,
+                id,
+                FailedSelection::One(delivery),
+                self.clock.now(),
+                1,
+            )
+            .await?;
+        if requeued == 0 {
+            return Err(Error::NotFound(format!(
+                "failed delivery {delivery} of webhook subscription {id}"
+            )));
+        }
+        Ok(Redelivered::new(requeued))
+    }
+
+    /// Puts every failed delivery of the subscription whose last attempt was
+    /// due at or after `since` back in the queue, in one atomic store call:
+    /// at most [`MAX_REDELIVERIES_PER_CALL`], the most recently due first
+    /// (call again while it requeues that many).
+    pub async fn redeliver_failed_since(
+        &self,
+        ctx: &RequestContext,
+        id: SubscriptionId,
+        since: DateTime<Utc>,
+    ) -> Result<Redelivered> {
+        self.get(ctx, id).await?;
+        let requeued = self
+            .storage
+            .redeliver_failed(
+                ctx.organization_id,
+                id,
+                FailedSelection::Since(since),
+                self.clock.now(),
+                MAX_REDELIVERIES_PER_CALL,
+            )
+            .await?;
+        Ok(Redelivered::new(requeued))
+    }
+
+    /// Queues a test event for this subscription alone, delivered, signed,
+    /// retried and logged like any other, whatever events the subscription
+    /// takes (a disabled one receives nothing). Its name is [`TEST_EVENT`]
+    /// (fully-qualified `WEBHOOK_TEST`, logged under `WebhookTest`), and its
+    /// `data` is `{"test": true, "webhookSubscriptionId": ...}`; the
+    /// envelope's `organization.name` is empty, since the request context
+    /// carries only the organization's id.
+    pub async fn send_test_event(
+        &self,
+        ctx: &RequestContext,
+        id: SubscriptionId,
+    ) -> Result<TestEventReceipt> {
+        check_context(ctx)?;
+        let organization = Organization::new(ctx.organization_id, "");
+        let data = json!({"test": true, "webhookSubscriptionId": id});
+        let event = delivery::prepare_event(
+            &TEST_CATALOGUE,
+            &self.limits,
+            &organization,
+            Event::new(TEST_EVENT, data),
+            self.clock.now(),
+        )?;
+        let delivery_id = self
+            .storage
+            .enqueue_for_subscription(&event, id)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        Ok(TestEventReceipt {
+            event_id: event.event_id,
+            delivery_id,
+        })
+    }
+
+    /// Replaces the subscription's signing secret with a fresh one. For
+    /// `grace_period` (at most [`MAX_GRACE_PERIOD`]; [`DEFAULT_GRACE_PERIOD`]
+    /// is the usual choice) every delivery is signed by both the new and the
+    /// old secret, so receivers can switch keys without refusing one; zero
+    /// retires the old secret at once. A secret still in the grace period of
+    /// an earlier rotation stops signing. `updatedAt`/`updatedBy` move.
+    ///
+    /// A longer grace period is [`Error::InvalidBody`], naming the REST
+    /// field `gracePeriodSeconds`.
+    pub async fn rotate_secret(
+        &self,
+        ctx: &RequestContext,
+        id: SubscriptionId,
+        grace_period: Duration,
+    ) -> Result<RotatedSecret> {
+        check_context(ctx)?;
+        if grace_period > MAX_GRACE_PERIOD {
+            return Err(Error::InvalidBody(format!(
+                "gracePeriodSeconds: must be at most {} (7 days), got {}",
+                MAX_GRACE_PERIOD.as_secs(),
+                grace_period.as_secs()
+            )));
+        }
+        let now = time::truncate_to_seconds(self.clock.now());
+        let previous_expires_at = if grace_period.is_zero() {
+            None
+        } else {
+            // At most 7 days, so always representable.
+            Some(now + TimeDelta::from_std(grace_period).map_err(Error::internal)?)
+        };
+        let mut change = SubscriptionChange::touch(now, ctx.user_id);
+        change.rotate_secret = Some(SecretRotation::new(
+            SecretKey::generate()?,
+            previous_expires_at,
+        ));
+        let rotated = self
+            .storage
+            .update_subscription(ctx.organization_id, id, &change)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        Ok(RotatedSecret {
+            secret_key: rotated.secret_key,
+            previous_secret_expires_at: rotated.previous_secret.map(|p| p.expires_at),
+        })
     }
 }
 

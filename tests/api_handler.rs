@@ -14,7 +14,7 @@ use webhook_subscriptions::model::{
     LeaseOutcome, NewEvent, NextStep, OrganizationId, SubscriptionChange, SubscriptionId, UserId,
     WebhookSubscription,
 };
-use webhook_subscriptions::storage::{MemoryStore, QueueStats, Storage};
+use webhook_subscriptions::storage::{FailedSelection, MemoryStore, QueueStats, Storage};
 use webhook_subscriptions::{Error, RequestContext, Result, WebhookService};
 
 const BASE: &str = "/v1/webhooks";
@@ -462,6 +462,22 @@ fn id_routes(id: &str) -> Vec<(Method, String, &'static str)> {
             format!("{BASE}/{id}/delivery-status/logs/ConversationCreated"),
             "",
         ),
+        (Method::GET, format!("{BASE}/{id}/failed-deliveries"), ""),
+        (
+            Method::POST,
+            format!("{BASE}/{id}/failed-deliveries/redeliver"),
+            r#"{"since": "2026-01-01T00:00:00Z"}"#,
+        ),
+        (
+            Method::POST,
+            format!(
+                "{BASE}/{id}/failed-deliveries/{}/redeliver",
+                DeliveryId::new_v4()
+            ),
+            "",
+        ),
+        (Method::POST, format!("{BASE}/{id}/test-event"), ""),
+        (Method::POST, format!("{BASE}/{id}/rotate-secret"), ""),
     ]
 }
 
@@ -992,6 +1008,23 @@ impl Storage for BrokenStore {
     async fn redeliver(&self, _: OrganizationId, _: DeliveryId, _: DateTime<Utc>) -> Result<bool> {
         broken()
     }
+    async fn redeliver_failed(
+        &self,
+        _: OrganizationId,
+        _: SubscriptionId,
+        _: FailedSelection,
+        _: DateTime<Utc>,
+        _: usize,
+    ) -> Result<usize> {
+        broken()
+    }
+    async fn enqueue_for_subscription(
+        &self,
+        _: &NewEvent,
+        _: SubscriptionId,
+    ) -> Result<Option<DeliveryId>> {
+        broken()
+    }
     async fn list_attempts(
         &self,
         _: OrganizationId,
@@ -1045,7 +1078,7 @@ async fn a_storage_failure_answers_500_without_details_and_reaches_the_hook() {
 }
 
 #[tokio::test]
-async fn routes_lists_the_seven_operations() {
+async fn routes_lists_every_operation() {
     let api = api();
     let routes: Vec<(String, String)> = api
         .handler
@@ -1062,6 +1095,14 @@ async fn routes_lists_the_seven_operations() {
         ("DELETE", format!("{BASE}/{id}")),
         ("GET", format!("{BASE}/{id}/delivery-status")),
         ("GET", format!("{BASE}/{id}/delivery-status/logs/{{event}}")),
+        ("GET", format!("{BASE}/{id}/failed-deliveries")),
+        ("POST", format!("{BASE}/{id}/failed-deliveries/redeliver")),
+        (
+            "POST",
+            format!("{BASE}/{id}/failed-deliveries/{{deliveryId}}/redeliver"),
+        ),
+        ("POST", format!("{BASE}/{id}/test-event")),
+        ("POST", format!("{BASE}/{id}/rotate-secret")),
     ]
     .into_iter()
     .map(|(m, p)| (m.to_owned(), p))

@@ -59,6 +59,9 @@ checks!(
     claim_caps_in_flight_per_subscription,
     claim_takes_turns_across_organizations,
     prune_drops_old_failures_and_logs,
+    rotation_keeps_the_previous_secret,
+    redeliver_failed_picks_one_or_since,
+    enqueue_for_subscription_reaches_one_subscription,
 );
 
 checks!(queue_stats_report_due_deliveries);

@@ -75,6 +75,7 @@ fn subscription() -> WebhookSubscription {
         updated_at: at,
         updated_by: user,
         filters: None,
+        previous_secret: None,
     }
 }
 

@@ -156,6 +156,7 @@ fn subscription(url: String) -> WebhookSubscription {
         updated_at: now,
         updated_by: user,
         filters: None,
+        previous_secret: None,
     }
 }
 

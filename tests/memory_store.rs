@@ -36,6 +36,7 @@ fn subscription(events: &[&str]) -> WebhookSubscription {
         updated_at: at(0),
         updated_by: user,
         filters: None,
+        previous_secret: None,
     }
 }
 

@@ -58,10 +58,10 @@ async fn concurrent_migrations_from_two_pools_apply_each_version_once() {
     }
     let applied = versions(&db, &schema).await;
     assert!(!applied.is_empty(), "migrate must record its version");
-    let expected: Vec<i64> = (1..=applied.len() as i64).collect();
-    assert_eq!(
-        applied, expected,
-        "each schema version must be recorded exactly once"
+    // Versions need not be contiguous: branches number theirs independently.
+    assert!(
+        applied.windows(2).all(|pair| pair[0] < pair[1]),
+        "each schema version must be recorded exactly once: {applied:?}"
     );
     db.cleanup().await;
 }

@@ -273,3 +273,68 @@ fn whsec_secret_debug_is_redacted() {
     assert!(!debug.contains("MfKQ"), "{debug}");
     assert!(debug.contains("redacted"), "{debug}");
 }
+
+const OLD_KEY: [u8; 32] = [0xa5; 32];
+
+/// Signs with the new key, then the old one, as during a secret rotation.
+fn sign_rotating(scheme: &SignatureScheme, timestamp: DateTime<Utc>) -> HeaderMap {
+    let (new, old) = (SecretKey::from_bytes(KEY), SecretKey::from_bytes(OLD_KEY));
+    let mut headers = HeaderMap::new();
+    scheme.sign_with_keys(&[&new, &old], &message(timestamp), &mut headers);
+    headers
+}
+
+#[test]
+fn rotating_timestamped_signature_carries_one_v1_per_key_in_order() {
+    let headers = sign_rotating(&SignatureScheme::default(), at_millis(T_MS));
+    assert_eq!(
+        value(&headers, "x-webhook-signature"),
+        format!(
+            "t={T_MS},v1={},v1={}",
+            reference_hex(&KEY, T_MS, BODY),
+            reference_hex(&OLD_KEY, T_MS, BODY)
+        )
+    );
+}
+
+#[test]
+fn rotating_standard_signature_carries_space_separated_v1_entries_in_order() {
+    let scheme = SignatureScheme::StandardWebhooks(StandardWebhooksScheme::default());
+    let headers = sign_rotating(&scheme, at_millis(T_MS));
+    let secs = T_MS / 1000;
+    assert_eq!(
+        value(&headers, "webhook-signature"),
+        format!(
+            "v1,{} v1,{}",
+            reference_b64(&KEY, EVENT, secs, BODY),
+            reference_b64(&OLD_KEY, EVENT, secs, BODY)
+        )
+    );
+}
+
+#[test]
+fn a_rotating_signature_verifies_with_either_key_alone() {
+    for scheme in [
+        SignatureScheme::default(),
+        dixa(),
+        SignatureScheme::StandardWebhooks(StandardWebhooksScheme::default()),
+    ] {
+        let now = at_millis(T_MS);
+        let headers = sign_rotating(&scheme, now);
+        for key in [KEY, OLD_KEY] {
+            let key = SecretKey::from_bytes(key);
+            assert_eq!(
+                scheme.verify(&[key], &headers, BODY, now, DEFAULT_TOLERANCE),
+                Ok(()),
+                "{scheme:?}"
+            );
+        }
+        let stranger = SecretKey::from_bytes([0x11; 32]);
+        assert!(
+            scheme
+                .verify(&[stranger], &headers, BODY, now, DEFAULT_TOLERANCE)
+                .is_err(),
+            "{scheme:?}: a third key must not verify"
+        );
+    }
+}

@@ -20,7 +20,7 @@ use webhook_subscriptions::model::{
     AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, LeaseOutcome,
     NewEvent, NextStep, OrganizationId, SubscriptionChange, SubscriptionId, WebhookSubscription,
 };
-use webhook_subscriptions::storage::{MemoryStore, QueueStats, Storage};
+use webhook_subscriptions::storage::{FailedSelection, MemoryStore, QueueStats, Storage};
 use webhook_subscriptions::transport::{from_fn, TransportResponse};
 use webhook_subscriptions::{Clock, Error, Result};
 
@@ -387,6 +387,25 @@ impl Storage for FailingRecords {
     }
     async fn prune(&self, now: DateTime<Utc>, before: DateTime<Utc>) -> Result<u64> {
         self.0.prune(now, before).await
+    }
+    async fn redeliver_failed(
+        &self,
+        organization: OrganizationId,
+        subscription: SubscriptionId,
+        which: FailedSelection,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<usize> {
+        self.0
+            .redeliver_failed(organization, subscription, which, now, limit)
+            .await
+    }
+    async fn enqueue_for_subscription(
+        &self,
+        event: &NewEvent,
+        subscription: SubscriptionId,
+    ) -> Result<Option<DeliveryId>> {
+        self.0.enqueue_for_subscription(event, subscription).await
     }
     async fn record_attempt(
         &self,

@@ -14,6 +14,11 @@
 //! | `DELETE {base}/{webhookSubscriptionId}` | 204, empty body |
 //! | `GET {base}/{webhookSubscriptionId}/delivery-status` | 200 `{"data": [{event, deliveryStatus}]}` |
 //! | `GET {base}/{webhookSubscriptionId}/delivery-status/logs/{event}` | 200 `{"data": [{deliveryDetail, payload}]}` |
+//! | `GET {base}/{webhookSubscriptionId}/failed-deliveries` | 200 `{"data": [{id, event, eventId, attempts, lastAttemptDueAt}]}` |
+//! | `POST {base}/{webhookSubscriptionId}/failed-deliveries/redeliver` with `{"since": RFC 3339}` | 202 `{"data": {"redelivered": N}}` |
+//! | `POST {base}/{webhookSubscriptionId}/failed-deliveries/{deliveryId}/redeliver` | 202 `{"data": {"redelivered": 1}}` |
+//! | `POST {base}/{webhookSubscriptionId}/test-event` | 202 `{"data": {eventId, deliveryId}}` |
+//! | `POST {base}/{webhookSubscriptionId}/rotate-secret` with optional `{"gracePeriodSeconds": N}` | 200 `{"data": {secretKey, previousSecretExpiresAt}}` |
 //!
 //! Path matching: segments are percent-decoded before they are compared or
 //! parsed; one trailing slash is ignored (`/v1/webhooks/` is
@@ -52,6 +57,7 @@ mod route;
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
@@ -63,14 +69,16 @@ use tracing::{debug, debug_span, warn, Instrument, Span};
 
 use crate::error::{Error, ErrorBody, Result};
 use crate::model::{
-    truncate_utf8, CreateWebhookSubscription, DataEnvelope, PatchWebhookSubscription,
-    SubscriptionId,
+    truncate_utf8, CreateWebhookSubscription, DataEnvelope, DeliveryId, PatchWebhookSubscription,
+    RedeliverFailedSince, RotateSecret, SubscriptionId,
 };
-use crate::service::WebhookService;
+use crate::service::{WebhookService, DEFAULT_GRACE_PERIOD};
 use crate::RequestContext;
 
 pub use route::Route;
-use route::{match_path, percent_decode, Op, EVENT_PARAM, SUBSCRIPTION_ID_PARAM};
+use route::{
+    match_path, percent_decode, Op, DELIVERY_ID_PARAM, EVENT_PARAM, SUBSCRIPTION_ID_PARAM,
+};
 
 /// The default base path of the routes.
 pub const DEFAULT_BASE_PATH: &str = "/v1/webhooks";
@@ -377,6 +385,54 @@ impl ApiHandler {
                 let logs = self.service.event_logs(&ctx, id, &event).await?;
                 json_response(StatusCode::OK, &DataEnvelope::new(logs))
             }
+            Op::ListFailedDeliveries => {
+                let id = id()?;
+                let ctx = context(ctx)?;
+                let failed = self.service.failed_deliveries(&ctx, id).await?;
+                json_response(StatusCode::OK, &DataEnvelope::new(failed))
+            }
+            Op::RedeliverFailedSince => {
+                let id = id()?;
+                let ctx = context(ctx)?;
+                let request: RedeliverFailedSince = self.parse_body(headers, body)?;
+                let done = self
+                    .service
+                    .redeliver_failed_since(&ctx, id, request.since)
+                    .await?;
+                json_response(StatusCode::ACCEPTED, &DataEnvelope::new(done))
+            }
+            Op::RedeliverFailed => {
+                let id = id()?;
+                let delivery =
+                    uuid_param(DELIVERY_ID_PARAM, found.delivery_id.unwrap_or_default())?;
+                let ctx = context(ctx)?;
+                let done = self
+                    .service
+                    .redeliver_failed(&ctx, id, DeliveryId(delivery))
+                    .await?;
+                json_response(StatusCode::ACCEPTED, &DataEnvelope::new(done))
+            }
+            Op::SendTestEvent => {
+                let id = id()?;
+                let ctx = context(ctx)?;
+                let receipt = self.service.send_test_event(&ctx, id).await?;
+                json_response(StatusCode::ACCEPTED, &DataEnvelope::new(receipt))
+            }
+            Op::RotateSecret => {
+                let id = id()?;
+                let ctx = context(ctx)?;
+                // The body is optional: none means the default grace period.
+                let request: RotateSecret = if body.is_empty() {
+                    RotateSecret::default()
+                } else {
+                    self.parse_body(headers, body)?
+                };
+                let grace = request
+                    .grace_period_seconds
+                    .map_or(DEFAULT_GRACE_PERIOD, Duration::from_secs);
+                let rotated = self.service.rotate_secret(&ctx, id, grace).await?;
+                json_response(StatusCode::OK, &DataEnvelope::new(rotated))
+            }
         }
     }
 
@@ -504,19 +560,24 @@ fn context(ctx: std::result::Result<RequestContext, String>) -> Result<RequestCo
     ctx.map_err(Error::InvalidRequestContext)
 }
 
-/// Parses the `webhookSubscriptionId` path parameter: a UUID in its
-/// hyphenated form (the `uuid` format of JSON Schema), after percent-decoding.
+/// Parses the `webhookSubscriptionId` path parameter.
 fn subscription_id(raw: &str) -> Result<SubscriptionId> {
+    uuid_param(SUBSCRIPTION_ID_PARAM, raw).map(SubscriptionId)
+}
+
+/// Parses the UUID path parameter `name`: a UUID in its hyphenated form
+/// (the `uuid` format of JSON Schema), after percent-decoding.
+fn uuid_param(name: &str, raw: &str) -> Result<uuid::Uuid> {
     const EXAMPLE: &str = "e.g. 123e4567-e89b-12d3-a456-426614174000";
     let invalid = |detail: String| Error::InvalidPathParameter {
-        parameter: SUBSCRIPTION_ID_PARAM.to_owned(),
+        parameter: name.to_owned(),
         detail,
     };
     let decoded = percent_decode(raw)
         .ok_or_else(|| invalid(format!("must be a UUID ({EXAMPLE}), not invalid UTF-8")))?;
     match uuid::Uuid::try_parse(&decoded) {
         // Hyphenated is the only 36-character form the parser accepts.
-        Ok(id) if decoded.len() == 36 => Ok(SubscriptionId(id)),
+        Ok(id) if decoded.len() == 36 => Ok(id),
         Ok(_) => Err(invalid(format!("must be a hyphenated UUID ({EXAMPLE})"))),
         Err(e) => Err(invalid(format!("must be a UUID ({EXAMPLE}): {e}"))),
     }

@@ -8,6 +8,8 @@ use http::Method;
 pub(crate) const SUBSCRIPTION_ID_PARAM: &str = "webhookSubscriptionId";
 /// The path parameter naming an event in the logs route.
 pub(crate) const EVENT_PARAM: &str = "event";
+/// The path parameter naming a failed delivery.
+pub(crate) const DELIVERY_ID_PARAM: &str = "deliveryId";
 
 /// One operation the handler serves, for documentation and route listings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +35,16 @@ pub(crate) enum Resource {
     DeliveryStatus,
     /// `{base}/{webhookSubscriptionId}/delivery-status/logs/{event}`
     EventLogs,
+    /// `{base}/{webhookSubscriptionId}/failed-deliveries`
+    FailedDeliveries,
+    /// `{base}/{webhookSubscriptionId}/failed-deliveries/redeliver`
+    RedeliverFailedSince,
+    /// `{base}/{webhookSubscriptionId}/failed-deliveries/{deliveryId}/redeliver`
+    RedeliverFailed,
+    /// `{base}/{webhookSubscriptionId}/test-event`
+    TestEvent,
+    /// `{base}/{webhookSubscriptionId}/rotate-secret`
+    RotateSecret,
 }
 
 impl Resource {
@@ -42,6 +54,15 @@ impl Resource {
             Resource::Subscription => "/{webhookSubscriptionId}",
             Resource::DeliveryStatus => "/{webhookSubscriptionId}/delivery-status",
             Resource::EventLogs => "/{webhookSubscriptionId}/delivery-status/logs/{event}",
+            Resource::FailedDeliveries => "/{webhookSubscriptionId}/failed-deliveries",
+            Resource::RedeliverFailedSince => {
+                "/{webhookSubscriptionId}/failed-deliveries/redeliver"
+            }
+            Resource::RedeliverFailed => {
+                "/{webhookSubscriptionId}/failed-deliveries/{deliveryId}/redeliver"
+            }
+            Resource::TestEvent => "/{webhookSubscriptionId}/test-event",
+            Resource::RotateSecret => "/{webhookSubscriptionId}/rotate-secret",
         }
     }
 
@@ -63,7 +84,8 @@ impl Resource {
     }
 }
 
-/// The seven operations of SPEC 4.
+/// Every operation served: subscription management, delivery statuses and
+/// logs, then replay, test events and secret rotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Op {
     Create,
@@ -73,10 +95,15 @@ pub(crate) enum Op {
     Delete,
     DeliveryStatuses,
     EventLogs,
+    ListFailedDeliveries,
+    RedeliverFailedSince,
+    RedeliverFailed,
+    SendTestEvent,
+    RotateSecret,
 }
 
 impl Op {
-    pub(crate) const ALL: [Op; 7] = [
+    pub(crate) const ALL: [Op; 12] = [
         Op::Create,
         Op::List,
         Op::Get,
@@ -84,12 +111,25 @@ impl Op {
         Op::Delete,
         Op::DeliveryStatuses,
         Op::EventLogs,
+        Op::ListFailedDeliveries,
+        Op::RedeliverFailedSince,
+        Op::RedeliverFailed,
+        Op::SendTestEvent,
+        Op::RotateSecret,
     ];
 
     fn method(self) -> Method {
         match self {
-            Op::Create => Method::POST,
-            Op::List | Op::Get | Op::DeliveryStatuses | Op::EventLogs => Method::GET,
+            Op::Create
+            | Op::RedeliverFailedSince
+            | Op::RedeliverFailed
+            | Op::SendTestEvent
+            | Op::RotateSecret => Method::POST,
+            Op::List
+            | Op::Get
+            | Op::DeliveryStatuses
+            | Op::EventLogs
+            | Op::ListFailedDeliveries => Method::GET,
             Op::Patch => Method::PATCH,
             Op::Delete => Method::DELETE,
         }
@@ -101,6 +141,11 @@ impl Op {
             Op::Get | Op::Patch | Op::Delete => Resource::Subscription,
             Op::DeliveryStatuses => Resource::DeliveryStatus,
             Op::EventLogs => Resource::EventLogs,
+            Op::ListFailedDeliveries => Resource::FailedDeliveries,
+            Op::RedeliverFailedSince => Resource::RedeliverFailedSince,
+            Op::RedeliverFailed => Resource::RedeliverFailed,
+            Op::SendTestEvent => Resource::TestEvent,
+            Op::RotateSecret => Resource::RotateSecret,
         }
     }
 
@@ -113,6 +158,11 @@ impl Op {
             Op::Delete => "deleteWebhookSubscription",
             Op::DeliveryStatuses => "getDeliveryStatuses",
             Op::EventLogs => "getEventLogs",
+            Op::ListFailedDeliveries => "listFailedDeliveries",
+            Op::RedeliverFailedSince => "redeliverFailedDeliveries",
+            Op::RedeliverFailed => "redeliverFailedDelivery",
+            Op::SendTestEvent => "sendTestEvent",
+            Op::RotateSecret => "rotateSecret",
         }
     }
 
@@ -135,6 +185,7 @@ pub(crate) struct PathMatch<'a> {
     pub(crate) resource: Resource,
     pub(crate) subscription_id: Option<&'a str>,
     pub(crate) event: Option<&'a str>,
+    pub(crate) delivery_id: Option<&'a str>,
 }
 
 /// Matches `path` (as sent, percent-encoded) against the routes under `base`
@@ -157,6 +208,7 @@ pub(crate) fn match_path<'a>(base: &[String], path: &'a str) -> Option<PathMatch
         return None;
     }
     let tail = segments.split_off(base.len());
+    let mut delivery_id = None;
     let (resource, subscription_id, event) = match tail.as_slice() {
         [] => (Resource::Collection, None, None),
         [id] => (Resource::Subscription, Some(*id), None),
@@ -168,15 +220,42 @@ pub(crate) fn match_path<'a>(base: &[String], path: &'a str) -> Option<PathMatch
         {
             (Resource::EventLogs, Some(*id), Some(*event))
         }
+        [id, action] => {
+            let resource = if segment_is(action, "failed-deliveries") {
+                Resource::FailedDeliveries
+            } else if segment_is(action, "test-event") {
+                Resource::TestEvent
+            } else if segment_is(action, "rotate-secret") {
+                Resource::RotateSecret
+            } else {
+                return None;
+            };
+            (resource, Some(*id), None)
+        }
+        [id, failed, redeliver]
+            if segment_is(failed, "failed-deliveries") && segment_is(redeliver, "redeliver") =>
+        {
+            (Resource::RedeliverFailedSince, Some(*id), None)
+        }
+        [id, failed, delivery, redeliver]
+            if segment_is(failed, "failed-deliveries") && segment_is(redeliver, "redeliver") =>
+        {
+            delivery_id = Some(*delivery);
+            (Resource::RedeliverFailed, Some(*id), None)
+        }
         _ => return None,
     };
-    if subscription_id.is_some_and(str::is_empty) || event.is_some_and(str::is_empty) {
+    if [subscription_id, event, delivery_id]
+        .iter()
+        .any(|param| param.is_some_and(str::is_empty))
+    {
         return None;
     }
     Some(PathMatch {
         resource,
         subscription_id,
         event,
+        delivery_id,
     })
 }
 
@@ -254,6 +333,7 @@ mod tests {
                 resource: Resource::EventLogs,
                 subscription_id: Some("id"),
                 event: Some("Ev"),
+                delivery_id: None,
             })
         );
     }

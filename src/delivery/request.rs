@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING, USER_AGENT};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 
-use crate::model::{Delivery, WebhookSubscription};
+use crate::model::{Delivery, SecretKey, WebhookSubscription};
 use crate::signature::{SignatureScheme, SignedMessage};
 
 /// The `User-Agent` of every delivery.
@@ -30,7 +30,8 @@ pub struct InvalidRequest(String);
 
 /// Builds the request for an attempt at `at`: `POST` to the subscription's
 /// url, the envelope as body (shared, not copied), `Content-Type`,
-/// `User-Agent`, the headers of `scheme` signed for `at`, and the
+/// `User-Agent`, the headers of `scheme` signed for `at` (by the previous
+/// secret too while a rotation's grace period lasts), and the
 /// subscription's `headers` (marked sensitive, so `Debug` hides them).
 pub fn build_request(
     scheme: &SignatureScheme,
@@ -52,7 +53,8 @@ pub fn build_request(
         timestamp: at,
         body: &delivery.payload,
     };
-    scheme.sign(&subscription.secret_key, &message, &mut headers);
+    let keys: Vec<&SecretKey> = subscription.signing_keys(at).collect();
+    scheme.sign_with_keys(&keys, &message, &mut headers);
 
     for (name, value) in &subscription.headers {
         let header = HeaderName::from_bytes(name.as_bytes())

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::model::time::truncate_to_millis;
 use crate::model::{
     ClaimLimits, ClaimedDelivery, DeliveryDetail, DeliveryId, LeaseOutcome, NextStep,
-    OrganizationId, SubscriptionId,
+    OrganizationId, SubscriptionId, TEST_EVENT,
 };
 use crate::signature::SignatureScheme;
 use crate::storage::Storage;
@@ -62,6 +62,8 @@ pub const DEFAULT_MAX_IN_FLIGHT_PER_SUBSCRIPTION: usize = 4;
 /// subscribed to the event, is not sent. It is failed with a log entry
 /// saying why (`responseCode` 0, `not sent: ...`) rather than dropped, so it
 /// can still be redelivered by hand once the subscription takes it again.
+/// A test event ([`TEST_EVENT`](crate::model::TEST_EVENT)) is sent to its
+/// enabled subscription whatever events that subscribes to.
 ///
 /// What it does is observable: each attempt runs in a `tracing` span with
 /// its ids, failures are logged (never a secret or a header value), every
@@ -749,7 +751,9 @@ impl Inner {
     ) -> Result<Handled> {
         let subscription = &claim.subscription;
         let event = delivery.event_name;
-        if !subscription.wants(event) {
+        // A test event goes to its one subscription whatever it subscribes to.
+        let wanted = subscription.wants(event) || (subscription.enabled && event == TEST_EVENT);
+        if !wanted {
             let why = if subscription.enabled {
                 format!("not sent: subscription is no longer subscribed to {event}")
             } else {

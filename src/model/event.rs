@@ -46,6 +46,13 @@ pub const CONVERSATION_EVENTS: &[&str] = &[
     "SLAEvaluationVoided",
 ];
 
+/// The name of the test events sent to one subscription on request (see
+/// `WebhookService::send_test_event`); its fully-qualified name is
+/// `WEBHOOK_TEST`. It needs no place in the catalogue: a test event reaches
+/// its subscription whatever events that subscribes to, and its attempts are
+/// logged under this name.
+pub const TEST_EVENT: &str = "WebhookTest";
+
 /// The fully-qualified name of an event: its words upper-cased and joined by
 /// `_` (`ConversationNoteAdded` -> `CONVERSATION_NOTE_ADDED`,
 /// `SLAEvaluationBreached` -> `SLA_EVALUATION_BREACHED`).

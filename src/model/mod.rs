@@ -5,6 +5,7 @@ mod delivery;
 mod event;
 mod ids;
 mod redact;
+mod replay;
 mod request;
 mod response;
 mod secret;
@@ -19,11 +20,15 @@ pub use delivery::{
 };
 pub use event::{
     fully_qualified_name, Event, EventCatalogue, EventEnvelope, InvalidCatalogue, Organization,
-    CONVERSATION_EVENTS,
+    CONVERSATION_EVENTS, TEST_EVENT,
 };
 pub use ids::{DeliveryId, EventId, OrganizationId, SubscriptionId, UserId};
 pub(crate) use redact::RedactedHeaders;
+pub use replay::{
+    FailedDelivery, RedeliverFailedSince, Redelivered, RotateSecret, RotatedSecret,
+    TestEventReceipt,
+};
 pub use request::{CreateWebhookSubscription, PatchWebhookSubscription};
 pub use response::DataEnvelope;
-pub use secret::{InvalidSecretKey, SecretKey};
-pub use subscription::{SubscriptionChange, WebhookSubscription};
+pub use secret::{InvalidSecretKey, PreviousSecret, SecretKey};
+pub use subscription::{SecretRotation, SubscriptionChange, WebhookSubscription};

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
@@ -65,5 +66,29 @@ impl<'de> Deserialize<'de> for SecretKey {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
         SecretKey::from_hex(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A secret replaced by a rotation, which keeps signing deliveries next to
+/// the new one until `expires_at` so receivers can switch keys without
+/// refusing a delivery. Its `Debug` output never shows the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PreviousSecret {
+    /// The replaced secret.
+    pub key: SecretKey,
+    /// The first instant it no longer signs.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl PreviousSecret {
+    /// `key`, signing until `expires_at`.
+    pub fn new(key: SecretKey, expires_at: DateTime<Utc>) -> Self {
+        Self { key, expires_at }
+    }
+
+    /// Whether it still signs an attempt made at `at`.
+    pub fn signs_at(&self, at: DateTime<Utc>) -> bool {
+        at < self.expires_at
     }
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::authorization::AUTHORIZATION_HEADER;
 use super::ids::{SubscriptionId, UserId};
 use super::redact::{RedactedHeaders, RedactedOption};
-use super::secret::SecretKey;
+use super::secret::{PreviousSecret, SecretKey};
 
 /// A customer's webhook subscription, as stored and as shown by the API.
 ///
@@ -46,6 +46,10 @@ pub struct WebhookSubscription {
     /// Reserved for attribute filters; absent when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filters: Option<Value>,
+    /// The secret replaced by the last rotation, still signing next to
+    /// `secret_key` until it expires. Never shown by the API.
+    #[serde(skip)]
+    pub previous_secret: Option<PreviousSecret>,
 }
 
 impl fmt::Debug for WebhookSubscription {
@@ -63,6 +67,7 @@ impl fmt::Debug for WebhookSubscription {
             .field("updated_at", &self.updated_at)
             .field("updated_by", &self.updated_by)
             .field("filters", &self.filters)
+            .field("previous_secret", &self.previous_secret)
             .finish()
     }
 }
@@ -71,6 +76,17 @@ impl WebhookSubscription {
     /// Whether deliveries of `event` go to this subscription now.
     pub fn wants(&self, event: &str) -> bool {
         self.enabled && self.subscribed_events.iter().any(|e| e == event)
+    }
+
+    /// The keys that sign an attempt made at `at`: the current secret, then
+    /// the previous one while its grace period lasts.
+    pub fn signing_keys(&self, at: DateTime<Utc>) -> impl Iterator<Item = &SecretKey> {
+        let previous = self
+            .previous_secret
+            .as_ref()
+            .filter(|previous| previous.signs_at(at))
+            .map(|previous| &previous.key);
+        std::iter::once(&self.secret_key).chain(previous)
     }
 
     /// The value of the `Authorization` header, if any.
@@ -116,6 +132,12 @@ impl WebhookSubscription {
         if let Some(enabled) = change.enabled {
             self.enabled = enabled;
         }
+        if let Some(rotation) = &change.rotate_secret {
+            let old = std::mem::replace(&mut self.secret_key, rotation.secret_key.clone());
+            self.previous_secret = rotation
+                .previous_expires_at
+                .map(|expires_at| PreviousSecret::new(old, expires_at));
+        }
         self.updated_at = change.updated_at;
         self.updated_by = change.updated_by;
     }
@@ -142,6 +164,8 @@ pub struct SubscriptionChange {
     pub custom_headers: Option<BTreeMap<String, String>>,
     /// New enabled flag.
     pub enabled: Option<bool>,
+    /// A new signing secret; the current one becomes the previous secret.
+    pub rotate_secret: Option<SecretRotation>,
     /// Stamped into `updatedAt`.
     pub updated_at: DateTime<Utc>,
     /// Stamped into `updatedBy`.
@@ -166,6 +190,7 @@ impl fmt::Debug for SubscriptionChange {
                 &self.custom_headers.as_ref().map(RedactedHeaders),
             )
             .field("enabled", &self.enabled)
+            .field("rotate_secret", &self.rotate_secret)
             .field("updated_at", &self.updated_at)
             .field("updated_by", &self.updated_by)
             .finish()
@@ -182,8 +207,32 @@ impl SubscriptionChange {
             authorization_header: None,
             custom_headers: None,
             enabled: None,
+            rotate_secret: None,
             updated_at,
             updated_by,
+        }
+    }
+}
+
+/// A secret rotation, applied atomically with the rest of a
+/// [`SubscriptionChange`]: `secret_key` becomes the signing secret and the
+/// secret it replaces keeps signing until `previous_expires_at` (not at all
+/// when `None`). A secret retired by an earlier rotation is dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SecretRotation {
+    /// The new signing secret.
+    pub secret_key: SecretKey,
+    /// Until when the replaced secret signs too; `None` retires it at once.
+    pub previous_expires_at: Option<DateTime<Utc>>,
+}
+
+impl SecretRotation {
+    /// Rotates to `secret_key`, the replaced secret signing until `previous_expires_at`.
+    pub fn new(secret_key: SecretKey, previous_expires_at: Option<DateTime<Utc>>) -> Self {
+        Self {
+            secret_key,
+            previous_expires_at,
         }
     }
 }

@@ -61,3 +61,25 @@ pub mod millis {
         super::parse(&s).map_err(serde::de::Error::custom)
     }
 }
+
+/// Serde helpers for optional second-precision timestamps
+/// (`#[serde(default, with = "seconds_option")]`).
+pub mod seconds_option {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serializes `Some` as `2023-08-01T09:30:15Z` and `None` as null.
+    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => super::seconds::serialize(t, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Accepts null or any RFC 3339 timestamp, kept in UTC.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        let s = <Option<std::borrow::Cow<'de, str>>>::deserialize(d)?;
+        s.map(|s| super::parse(&s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}

@@ -142,10 +142,24 @@ impl SignatureScheme {
     /// Signs one attempt with `key` and sets the scheme's headers in
     /// `headers`, replacing any earlier values of them.
     pub fn sign(&self, key: &SecretKey, message: &SignedMessage<'_>, headers: &mut HeaderMap) {
+        self.sign_with_keys(&[key], message, headers);
+    }
+
+    /// Like [`sign`](Self::sign), with one signature per key, in order: what
+    /// a delivery carries during a secret rotation's grace period (the new
+    /// secret's signature, then the old one's), so a receiver holding either
+    /// key accepts it.
+    pub fn sign_with_keys(
+        &self,
+        keys: &[&SecretKey],
+        message: &SignedMessage<'_>,
+        headers: &mut HeaderMap,
+    ) {
+        let keys: Vec<&[u8]> = keys.iter().map(|key| key.as_bytes().as_slice()).collect();
         match self {
-            SignatureScheme::Timestamped(scheme) => scheme.sign(key.as_bytes(), message, headers),
+            SignatureScheme::Timestamped(scheme) => scheme.sign_with_keys(&keys, message, headers),
             SignatureScheme::StandardWebhooks(scheme) => {
-                scheme.sign(key.as_bytes(), message, headers)
+                scheme.sign_with_keys(&keys, message, headers)
             }
         }
     }

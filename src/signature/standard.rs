@@ -89,6 +89,17 @@ impl StandardWebhooksScheme {
     /// Signs `message` with `key` and sets this scheme's headers, replacing
     /// any earlier values of them (each attempt is signed afresh).
     pub fn sign(&self, key: &[u8], message: &SignedMessage<'_>, headers: &mut HeaderMap) {
+        self.sign_with_keys(&[key], message, headers);
+    }
+
+    /// Like [`sign`](Self::sign), with one `v1,` signature per key, in order
+    /// and space-separated (`v1,<new> v1,<old>` during a secret rotation).
+    pub fn sign_with_keys<K: AsRef<[u8]>>(
+        &self,
+        keys: &[K],
+        message: &SignedMessage<'_>,
+        headers: &mut HeaderMap,
+    ) {
         let mut id_buf = uuid::Uuid::encode_buffer();
         let id = message
             .event_id
@@ -96,7 +107,13 @@ impl StandardWebhooksScheme {
             .hyphenated()
             .encode_lower(&mut id_buf);
         let timestamp = message.timestamp.timestamp();
-        let signature = sign_standard(key, id, timestamp, message.body);
+        let mut signature = String::with_capacity(keys.len() * (SIGNATURE_CAPACITY + 1));
+        for key in keys {
+            if !signature.is_empty() {
+                signature.push(' ');
+            }
+            signature.push_str(&sign_standard(key.as_ref(), id, timestamp, message.body));
+        }
         headers.insert(HeaderName::from_static(Self::ID_HEADER), ascii_value(&*id));
         headers.insert(
             HeaderName::from_static(Self::TIMESTAMP_HEADER),

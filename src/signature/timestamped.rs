@@ -10,8 +10,11 @@ use super::verify::{check_tolerance, header_text, match_any, parse_timestamp, Ca
 use super::{SignedMessage, VerifyError};
 use crate::error::Result;
 
-/// `t=` + the longest i64 + `,v1=` + 64 hex digits.
-const HEADER_CAPACITY: usize = 2 + 20 + 4 + 64;
+/// `,v1=` + 64 hex digits.
+const V1_LEN: usize = 4 + 64;
+
+/// `t=` + the longest i64 + one signature.
+const HEADER_CAPACITY: usize = 2 + 20 + V1_LEN;
 
 /// The timestamped HMAC-SHA256 scheme and the names of the headers it sets.
 ///
@@ -86,7 +89,18 @@ impl TimestampedScheme {
     /// Signs `message` with `key` and sets this scheme's headers, replacing
     /// any earlier values of them (each attempt is signed afresh).
     pub fn sign(&self, key: &[u8], message: &SignedMessage<'_>, headers: &mut HeaderMap) {
-        let signature = sign_timestamped(key, message.timestamp.timestamp_millis(), message.body);
+        self.sign_with_keys(&[key], message, headers);
+    }
+
+    /// Like [`sign`](Self::sign), with one `v1=` signature per key, in
+    /// order (`t=<ms>,v1=<new>,v1=<old>` during a secret rotation).
+    pub fn sign_with_keys<K: AsRef<[u8]>>(
+        &self,
+        keys: &[K],
+        message: &SignedMessage<'_>,
+        headers: &mut HeaderMap,
+    ) {
+        let signature = signature_header(keys, message.timestamp.timestamp_millis(), message.body);
         headers.insert(self.signature_header.clone(), ascii_value(signature));
         headers.insert(
             self.subscription_id_header.clone(),
@@ -126,13 +140,20 @@ impl Default for TimestampedScheme {
 /// The full signature header value `t=<t_ms>,v1=<lowercase hex HMAC-SHA256>`
 /// over `t_ms + "." + body`.
 pub fn sign_timestamped(key: &[u8], t_ms: i64, body: &[u8]) -> String {
+    signature_header(&[key], t_ms, body)
+}
+
+/// `t=<t_ms>` followed by one `,v1=<hex>` per key.
+fn signature_header<K: AsRef<[u8]>>(keys: &[K], t_ms: i64, body: &[u8]) -> String {
     let t = Decimal::new(t_ms);
-    let tag = tag(key, t.as_bytes(), body);
-    let mut header = String::with_capacity(HEADER_CAPACITY);
+    let mut header = String::with_capacity(HEADER_CAPACITY + (keys.len().max(1) - 1) * V1_LEN);
     header.push_str("t=");
     header.extend(t.as_bytes().iter().map(|&b| char::from(b)));
-    header.push_str(",v1=");
-    hex::encode_into(tag.as_bytes(), &mut header);
+    for key in keys {
+        let tag = tag(key.as_ref(), t.as_bytes(), body);
+        header.push_str(",v1=");
+        hex::encode_into(tag.as_bytes(), &mut header);
+    }
     header
 }
 

@@ -185,6 +185,31 @@ pub trait Storage: Send + Sync + Debug {
         now: DateTime<Utc>,
     ) -> Result<bool>;
 
+    /// Puts the failed deliveries of `subscription` that `which` picks back
+    /// in the queue, atomically: each is due at `now` with a fresh attempt
+    /// count. At most `limit` of them, the most recently due first. Returns
+    /// how many were requeued (0 when the subscription is not in
+    /// `organization`); deliveries of other subscriptions are never touched.
+    async fn redeliver_failed(
+        &self,
+        organization: OrganizationId,
+        subscription: SubscriptionId,
+        which: FailedSelection,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<usize>;
+
+    /// Enqueues `event` for `subscription` alone (one delivery, due at
+    /// `published_at`), whatever events it subscribes to: how test events
+    /// reach one endpoint. Returns the delivery's id, or `None` when the
+    /// subscription is not in the event's organization or the `event_id`
+    /// was already enqueued for it.
+    async fn enqueue_for_subscription(
+        &self,
+        event: &NewEvent,
+        subscription: SubscriptionId,
+    ) -> Result<Option<DeliveryId>>;
+
     /// The attempts for one subscription and event, newest first (at most the log cap).
     async fn list_attempts(
         &self,
@@ -216,6 +241,17 @@ pub trait Storage: Send + Sync + Debug {
     /// maintenance job (the worker runs it, see
     /// [`WorkerBuilder::retention`](crate::delivery::WorkerBuilder::retention)).
     async fn prune(&self, now: DateTime<Utc>, before: DateTime<Utc>) -> Result<u64>;
+}
+
+/// Which failed deliveries of one subscription [`Storage::redeliver_failed`]
+/// puts back in the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailedSelection {
+    /// The failed delivery with this id.
+    One(DeliveryId),
+    /// Every failed delivery whose last attempt was due at or after this time.
+    Since(DateTime<Utc>),
 }
 
 macro_rules! forward_storage {
@@ -308,6 +344,25 @@ macro_rules! forward_storage {
                 now: DateTime<Utc>,
             ) -> Result<bool> {
                 (**self).redeliver(organization, delivery, now).await
+            }
+            async fn redeliver_failed(
+                &self,
+                organization: OrganizationId,
+                subscription: SubscriptionId,
+                which: FailedSelection,
+                now: DateTime<Utc>,
+                limit: usize,
+            ) -> Result<usize> {
+                (**self)
+                    .redeliver_failed(organization, subscription, which, now, limit)
+                    .await
+            }
+            async fn enqueue_for_subscription(
+                &self,
+                event: &NewEvent,
+                subscription: SubscriptionId,
+            ) -> Result<Option<DeliveryId>> {
+                (**self).enqueue_for_subscription(event, subscription).await
             }
             async fn list_attempts(
                 &self,

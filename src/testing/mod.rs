@@ -60,6 +60,9 @@
 //! | [`latest_statuses_per_event`] | the latest attempt per attempted event |
 //! | [`payload_bytes_are_preserved`] | claims and logs carry the enqueued bytes exactly |
 //! | [`queue_stats_report_due_deliveries`] | counts what is claimable now and since when the oldest is |
+//! | [`rotation_keeps_the_previous_secret`] | a secret rotation keeps the replaced secret and its expiry, through reads, changes and claims |
+//! | [`redeliver_failed_picks_one_or_since`] | `redeliver_failed` requeues the subscription's own failed deliveries, by id or since a time, up to the limit |
+//! | [`enqueue_for_subscription_reaches_one_subscription`] | an event enqueued for one subscription reaches it alone |
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -79,6 +82,7 @@ mod isolation;
 mod logs;
 mod queue;
 mod queue_stats;
+mod replay;
 mod subscriptions;
 
 pub use fairness::{
@@ -100,6 +104,10 @@ pub use queue::{
     retry_reschedules, stale_lease_cannot_overwrite,
 };
 pub use queue_stats::queue_stats_report_due_deliveries;
+pub use replay::{
+    enqueue_for_subscription_reaches_one_subscription, redeliver_failed_picks_one_or_since,
+    rotation_keeps_the_previous_secret,
+};
 pub use subscriptions::{
     concurrent_updates_all_survive, delete_removes_subscription, insert_and_get, list_oldest_first,
     update_applies_change,
@@ -137,6 +145,7 @@ fn subscription(name: &str, events: &[&str]) -> WebhookSubscription {
         updated_at: base_time(),
         updated_by: user,
         filters: None,
+        previous_secret: None,
     }
 }
 
@@ -367,4 +376,9 @@ where
         payload_bytes_are_preserved,
     );
     check!(queue_stats_report_due_deliveries);
+    check!(
+        rotation_keeps_the_previous_secret,
+        redeliver_failed_picks_one_or_since,
+        enqueue_for_subscription_reaches_one_subscription,
+    );
 }

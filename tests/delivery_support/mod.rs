@@ -114,6 +114,7 @@ pub fn subscription(url: &str, events: &[&str], enabled: bool) -> WebhookSubscri
         updated_at: start(),
         updated_by: user,
         filters: None,
+        previous_secret: None,
     }
 }
 

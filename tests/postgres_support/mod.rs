@@ -145,6 +145,7 @@ pub fn subscription(name: &str, events: &[&str]) -> WebhookSubscription {
         updated_at: at(0),
         updated_by: user,
         filters: None,
+        previous_secret: None,
     }
 }
 

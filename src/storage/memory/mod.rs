@@ -12,7 +12,7 @@ use crate::model::{
     AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, LeaseOutcome,
     NewEvent, NextStep, OrganizationId, SubscriptionChange, SubscriptionId, WebhookSubscription,
 };
-use crate::storage::{QueueStats, Storage, DEFAULT_LOG_CAP};
+use crate::storage::{FailedSelection, QueueStats, Storage, DEFAULT_LOG_CAP};
 
 mod state;
 
@@ -269,6 +269,28 @@ impl Storage for MemoryStore {
         Ok(self.write().redeliver(organization, delivery, now))
     }
 
+    async fn redeliver_failed(
+        &self,
+        organization: OrganizationId,
+        subscription: SubscriptionId,
+        which: FailedSelection,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<usize> {
+        Ok(self
+            .write()
+            .redeliver_failed(organization, subscription, which, now, limit))
+    }
+
+    async fn enqueue_for_subscription(
+        &self,
+        event: &NewEvent,
+        subscription: SubscriptionId,
+    ) -> Result<Option<DeliveryId>> {
+        self.write()
+            .enqueue_for(event, subscription, self.config.dedup_window)
+    }
+
     async fn list_attempts(
         &self,
         organization: OrganizationId,
@@ -329,6 +351,7 @@ mod tests {
             updated_at: now,
             updated_by: user,
             filters: None,
+            previous_secret: None,
         };
         store.insert_subscription(org, &sub).await.unwrap();
         assert_eq!(

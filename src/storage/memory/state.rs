@@ -20,7 +20,7 @@ use crate::model::{
 };
 
 use super::MemoryStoreStats;
-use crate::storage::{QueueStats, QUEUE_STATS_COUNT_LIMIT};
+use crate::storage::{FailedSelection, QueueStats, QUEUE_STATS_COUNT_LIMIT};
 
 /// Position in the queue's ordered indexes: a time, then the delivery's
 /// creation sequence so equal times stay distinct and first-come first.
@@ -213,6 +213,19 @@ impl Queue {
         self.refresh(lane);
     }
 
+    /// Makes a failed record pending again, due at `now` with a fresh attempt count.
+    fn requeue(&mut self, id: DeliveryId, now: DateTime<Utc>) {
+        let Some(record) = self.records.get_mut(&id) else {
+            return;
+        };
+        record.attempts = 0;
+        record.due_at = now;
+        record.slot = Slot::Pending;
+        let lane = (record.organization_id, record.subscription_id);
+        let key = (now, record.seq);
+        self.push_pending(lane, key, id);
+    }
+
     /// Removes a record's key from its lane's pending or lease index.
     fn unqueue(&mut self, record: &Record) {
         let lane_id = Self::lane_of(record);
@@ -327,6 +340,7 @@ struct Record {
 /// What every delivery of one event shares.
 #[derive(Debug)]
 struct EventData {
+    organization_id: OrganizationId,
     event_id: EventId,
     name: Arc<str>,
     payload: Bytes,
@@ -548,38 +562,85 @@ impl State {
             return Ok(0);
         };
         let data = Arc::new(EventData {
+            organization_id: event.organization_id,
             event_id: event.event_id,
             name,
             payload: event.payload.clone(),
         });
         let mut enqueued = 0;
         for (subscription, id) in targets.into_iter().zip(ids) {
-            let seq = self.next_seq();
-            let Some(entry) = self
-                .subscriptions
-                .get_mut(&(event.organization_id, subscription))
-            else {
-                continue;
-            };
-            let id = DeliveryId(id);
-            entry.activity().deliveries.insert(id);
-            self.queue
-                .push_pending((event.organization_id, subscription), (now, seq), id);
-            self.queue.records.insert(
-                id,
-                Record {
-                    organization_id: event.organization_id,
-                    subscription_id: subscription,
-                    event: data.clone(),
-                    seq,
-                    attempts: 0,
-                    due_at: now,
-                    slot: Slot::Pending,
-                },
-            );
-            enqueued += 1;
+            if self.push_delivery(subscription, &data, DeliveryId(id), now) {
+                enqueued += 1;
+            }
         }
         Ok(enqueued)
+    }
+
+    /// Queues one delivery of `event` to `subscription` of its organization,
+    /// due at `now`; false if the subscription is not there.
+    fn push_delivery(
+        &mut self,
+        subscription: SubscriptionId,
+        event: &Arc<EventData>,
+        id: DeliveryId,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let seq = self.next_seq();
+        let Some(entry) = self
+            .subscriptions
+            .get_mut(&(event.organization_id, subscription))
+        else {
+            return false;
+        };
+        entry.activity().deliveries.insert(id);
+        self.queue
+            .push_pending((event.organization_id, subscription), (now, seq), id);
+        self.queue.records.insert(
+            id,
+            Record {
+                organization_id: event.organization_id,
+                subscription_id: subscription,
+                event: event.clone(),
+                seq,
+                attempts: 0,
+                due_at: now,
+                slot: Slot::Pending,
+            },
+        );
+        true
+    }
+
+    /// Queues `event` for `subscription` alone, whatever it subscribes to.
+    pub(super) fn enqueue_for(
+        &mut self,
+        event: &NewEvent,
+        subscription: SubscriptionId,
+        dedup_window: Duration,
+    ) -> Result<Option<DeliveryId>> {
+        let now = event.published_at;
+        self.forget_seen_until(now);
+        let key = (event.organization_id, event.event_id);
+        if self.seen.contains_key(&key) || !self.subscriptions.contains_key(&(key.0, subscription))
+        {
+            return Ok(None);
+        }
+        let [id] = random_uuids(1)?[..] else {
+            return Err(Error::internal("os randomness gave no id"));
+        };
+        let forget_at = later(now, dedup_window);
+        self.seen.insert(key, forget_at);
+        self.seen_by_expiry
+            .insert((forget_at, event.organization_id, event.event_id));
+        let data = Arc::new(EventData {
+            organization_id: event.organization_id,
+            event_id: event.event_id,
+            name: self.subscribers.intern(&event.event_name),
+            payload: event.payload.clone(),
+        });
+        let id = DeliveryId(id);
+        Ok(self
+            .push_delivery(subscription, &data, id, now)
+            .then_some(id))
     }
 
     fn forget_seen_until(&mut self, now: DateTime<Utc>) {
@@ -757,12 +818,50 @@ impl State {
         {
             activity.failed.remove(&(record.due_at, record.seq, id));
         }
-        record.attempts = 0;
-        record.due_at = now;
-        record.slot = Slot::Pending;
-        let seq = record.seq;
-        self.queue.push_pending(key, (now, seq), id);
+        self.queue.requeue(id, now);
         true
+    }
+
+    pub(super) fn redeliver_failed(
+        &mut self,
+        organization: OrganizationId,
+        subscription: SubscriptionId,
+        which: FailedSelection,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> usize {
+        let Some(activity) = self
+            .subscriptions
+            .get_mut(&(organization, subscription))
+            .and_then(|entry| entry.activity.as_deref_mut())
+        else {
+            return 0;
+        };
+        let picked: Vec<(DateTime<Utc>, u64, DeliveryId)> = match which {
+            // The subscription's failed index holds the key only if the
+            // record is its own and failed.
+            FailedSelection::One(id) => self
+                .queue
+                .records
+                .get(&id)
+                .map(|record| (record.due_at, record.seq, id))
+                .filter(|key| activity.failed.contains(key))
+                .into_iter()
+                .take(limit)
+                .collect(),
+            FailedSelection::Since(since) => activity
+                .failed
+                .range((since, 0, DeliveryId(Uuid::nil()))..)
+                .rev()
+                .copied()
+                .take(limit)
+                .collect(),
+        };
+        for key @ (_, _, id) in &picked {
+            activity.failed.remove(key);
+            self.queue.requeue(*id, now);
+        }
+        picked.len()
     }
 
     pub(super) fn attempts(

@@ -27,6 +27,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "fair claims",
         sql: include_str!("migrations/0002_fair_claims.sql"),
     },
+    Migration {
+        version: 3,
+        description: "secret rotation",
+        sql: include_str!("migrations/0003_secret_rotation.sql"),
+    },
 ];
 
 /// Brings `schema` up to date. Safe to run from many processes at once: a

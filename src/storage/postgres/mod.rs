@@ -51,7 +51,7 @@ use crate::model::{
     Lease, LeaseOutcome, NewEvent, NextStep, OrganizationId, SubscriptionChange, SubscriptionId,
     WebhookSubscription,
 };
-use crate::storage::{QueueStats, Storage, DEFAULT_DEDUP_WINDOW, DEFAULT_LOG_CAP};
+use crate::storage::{FailedSelection, QueueStats, Storage, DEFAULT_DEDUP_WINDOW, DEFAULT_LOG_CAP};
 
 mod batch;
 mod migrate;
@@ -333,6 +333,14 @@ fn queued_count(queued: Option<i64>) -> Result<usize> {
     usize::try_from(queued).map_err(Error::internal)
 }
 
+/// The previous secret's bytes, bound as NULL when there is none.
+fn previous_key(subscription: &WebhookSubscription) -> Option<&[u8]> {
+    subscription
+        .previous_secret
+        .as_ref()
+        .map(|previous| previous.key.as_bytes().as_slice())
+}
+
 fn bind_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
@@ -358,6 +366,8 @@ impl Storage for PostgresStore {
             .bind(subscription.updated_at)
             .bind(subscription.updated_by.0)
             .bind(subscription.filters.as_ref().map(Json))
+            .bind(previous_key(subscription))
+            .bind(subscription.previous_secret.as_ref().map(|p| p.expires_at))
             .execute(&self.pool)
             .await
             .map_err(db)?;
@@ -427,6 +437,9 @@ impl Storage for PostgresStore {
             .bind(subscription.enabled)
             .bind(subscription.updated_at)
             .bind(subscription.updated_by.0)
+            .bind(subscription.secret_key.as_bytes().as_slice())
+            .bind(previous_key(&subscription))
+            .bind(subscription.previous_secret.as_ref().map(|p| p.expires_at))
             .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
@@ -600,6 +613,49 @@ impl Storage for PostgresStore {
             .await
             .map_err(db)?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn redeliver_failed(
+        &self,
+        organization: OrganizationId,
+        subscription: SubscriptionId,
+        which: FailedSelection,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<usize> {
+        let (one, since) = match which {
+            FailedSelection::One(id) => (Some(id.0), None),
+            FailedSelection::Since(since) => (None, Some(since)),
+        };
+        let requeued: i64 = sqlx::query_scalar(sql(&self.queries.redeliver_failed))
+            .bind(organization.0)
+            .bind(subscription.0)
+            .bind(one)
+            .bind(since)
+            .bind(now)
+            .bind(bind_limit(limit))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        usize::try_from(requeued).map_err(Error::internal)
+    }
+
+    async fn enqueue_for_subscription(
+        &self,
+        event: &NewEvent,
+        subscription: SubscriptionId,
+    ) -> Result<Option<DeliveryId>> {
+        let queued: Option<Uuid> = sqlx::query_scalar(sql(&self.queries.enqueue_for_subscription))
+            .bind(event.organization_id.0)
+            .bind(event.event_id.0)
+            .bind(&event.event_name)
+            .bind(event.payload.as_ref())
+            .bind(event.published_at)
+            .bind(subscription.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(queued.map(DeliveryId))
     }
 
     async fn list_attempts(

@@ -31,7 +31,8 @@ const TRIM_EVERY: u32 = 16;
 
 /// The columns of a subscription row, in the order [`super::rows`] reads them.
 const SUBSCRIPTION_COLUMNS: &str = "s.id, s.name, s.url, s.events, s.headers, s.secret, \
-     s.enabled, s.created_at, s.created_by, s.updated_at, s.updated_by, s.filters";
+     s.enabled, s.created_at, s.created_by, s.updated_at, s.updated_by, s.filters, \
+     s.previous_secret, s.previous_secret_expires_at";
 
 #[derive(Debug)]
 pub(super) struct Queries {
@@ -50,6 +51,8 @@ pub(super) struct Queries {
     pub release: Arc<str>,
     pub failed_deliveries: Arc<str>,
     pub redeliver: Arc<str>,
+    pub redeliver_failed: Arc<str>,
+    pub enqueue_for_subscription: Arc<str>,
     pub list_attempts: Arc<str>,
     pub latest_statuses: Arc<str>,
     pub prune_events: Arc<str>,
@@ -86,8 +89,9 @@ impl Queries {
             insert_subscription: build(format!(
                 "WITH inserted AS (
                     INSERT INTO {s}.subscriptions (org, id, name, url, events, headers, secret,
-                        enabled, created_at, created_by, updated_at, updated_by, filters)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                        enabled, created_at, created_by, updated_at, updated_by, filters,
+                        previous_secret, previous_secret_expires_at)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
                     RETURNING org, id
                 )
                 INSERT INTO {s}.subscription_events (org, event_name, sub_id)
@@ -114,7 +118,8 @@ impl Queries {
                 "WITH updated AS (
                     UPDATE {s}.subscriptions s
                     SET name = $3, url = $4, events = $5, headers = $6, enabled = $7,
-                        updated_at = $8, updated_by = $9
+                        updated_at = $8, updated_by = $9, secret = $10, previous_secret = $11,
+                        previous_secret_expires_at = $12
                     WHERE s.org = $1 AND s.id = $2
                     RETURNING {SUBSCRIPTION_COLUMNS}
                 ), unsubscribed AS (
@@ -384,6 +389,43 @@ impl Queries {
                 "UPDATE {s}.deliveries
                  SET state = {PENDING}, attempts = 0, due_at = $3, available_at = $3
                  WHERE org = $1 AND id = $2 AND state = {FAILED}"
+            )),
+            // Binds: org, subscription, one delivery id or NULL, since or
+            // NULL, now, limit. Rows another redelivery holds are skipped.
+            redeliver_failed: build(format!(
+                "WITH picked AS (
+                    SELECT id FROM {s}.deliveries
+                    WHERE org = $1 AND sub_id = $2 AND state = {FAILED}
+                      AND ($3::uuid IS NULL OR id = $3)
+                      AND ($4::timestamptz IS NULL OR due_at >= $4)
+                    ORDER BY due_at DESC, id DESC
+                    LIMIT $6
+                    FOR UPDATE SKIP LOCKED
+                ), requeued AS (
+                    UPDATE {s}.deliveries d
+                    SET state = {PENDING}, attempts = 0, due_at = $5, available_at = $5
+                    FROM picked WHERE d.id = picked.id
+                    RETURNING 1
+                )
+                SELECT count(*) FROM requeued"
+            )),
+            // One delivery of a new event to one subscription of its
+            // organization (binds: org, event id, name, payload, published
+            // at, subscription); no row when either is missing or the event
+            // id is taken. A delete racing with it leaves an orphan that
+            // claims drop.
+            enqueue_for_subscription: build(format!(
+                "WITH target AS (
+                    SELECT id FROM {s}.subscriptions WHERE org = $1 AND id = $6
+                ), stored AS (
+                    INSERT INTO {s}.events (org, event_id, event_name, payload, published_at)
+                    SELECT $1, $2, $3, $4, $5 FROM target
+                    ON CONFLICT DO NOTHING
+                    RETURNING org, event_id
+                )
+                INSERT INTO {s}.deliveries (id, org, sub_id, event_id, due_at, state, available_at)
+                SELECT gen_random_uuid(), e.org, $6, e.event_id, $5, {PENDING}, $5 FROM stored e
+                RETURNING id"
             )),
             list_attempts: build(format!(
                 "SELECT l.delivery_id, l.event_id, l.delivered_at, l.success, l.response_code,

@@ -13,7 +13,8 @@ use uuid::Uuid;
 use super::queries::{FAILED, LEASED, PENDING};
 use crate::error::{Error, Result};
 use crate::model::{
-    AttemptLog, Delivery, DeliveryDetail, DeliveryState, SecretKey, WebhookSubscription,
+    AttemptLog, Delivery, DeliveryDetail, DeliveryState, PreviousSecret, SecretKey,
+    WebhookSubscription,
 };
 
 /// A storage failure, kept for logs and shown to clients as `Internal Server Error`.
@@ -42,6 +43,18 @@ pub(super) fn subscription(row: &PgRow) -> Result<Option<WebhookSubscription>> {
     let secret: [u8; 32] = secret
         .try_into()
         .map_err(|_| corrupt("subscription secret"))?;
+    let previous_secret = match (
+        get::<Option<Vec<u8>>>(row, "previous_secret")?,
+        get::<Option<DateTime<Utc>>>(row, "previous_secret_expires_at")?,
+    ) {
+        (Some(key), Some(expires_at)) => {
+            let key: [u8; 32] = key
+                .try_into()
+                .map_err(|_| corrupt("previous subscription secret"))?;
+            Some(PreviousSecret::new(SecretKey::from_bytes(key), expires_at))
+        }
+        _ => None,
+    };
     let Json(headers) = get::<Json<BTreeMap<String, String>>>(row, "headers")?;
     let filters = get::<Option<Json<Value>>>(row, "filters")?.map(|Json(value)| value);
     Ok(Some(WebhookSubscription {
@@ -57,6 +70,7 @@ pub(super) fn subscription(row: &PgRow) -> Result<Option<WebhookSubscription>> {
         updated_at: get(row, "updated_at")?,
         updated_by: get::<Uuid>(row, "updated_by")?.into(),
         filters,
+        previous_secret,
     }))
 }
 
