@@ -20,5 +20,7 @@ pub use context::RequestContext;
 pub use error::{BoxError, Error, ErrorBody, FieldError, Operation, Result, ValidationErrors};
 pub mod service;
 pub mod validate;
+mod webhooks;
 
 pub use service::{WebhookService, WebhookServiceBuilder};
+pub use webhooks::{Webhooks, WebhooksBuilder, DEFAULT_TRANSPORT_TIMEOUT};

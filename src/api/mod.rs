@@ -41,6 +41,8 @@
 //! ```
 
 mod route;
+#[cfg(feature = "tower")]
+mod tower;
 
 use std::fmt;
 use std::sync::Arc;
@@ -185,6 +187,15 @@ fn base_segments(path: &str) -> Result<Vec<String>> {
         .collect()
 }
 
+/// A request body as far as it was read.
+enum RequestBody {
+    Read(Bytes),
+    /// Longer than the limit; the rest was not read.
+    TooLarge,
+    /// Reading failed (e.g. the client went away), for this reason.
+    Unreadable(String),
+}
+
 /// Why a request was not served; each kind renders as one error response.
 enum Failure {
     NoRoute,
@@ -261,12 +272,20 @@ impl ApiHandler {
         request: Request<Bytes>,
     ) -> Response<Bytes> {
         let (parts, body) = request.into_parts();
-        match self
-            .respond(ctx, &parts.method, parts.uri.path(), &body)
+        self.serve(ctx, &parts.method, parts.uri.path(), RequestBody::Read(body))
             .await
-        {
+    }
+
+    async fn serve(
+        &self,
+        ctx: std::result::Result<RequestContext, String>,
+        method: &Method,
+        path: &str,
+        body: RequestBody,
+    ) -> Response<Bytes> {
+        match self.respond(ctx, method, path, &body).await {
             Ok(response) => response,
-            Err(failure) => self.failure_response(failure, &parts.method, parts.uri.path()),
+            Err(failure) => self.failure_response(failure, method, path),
         }
     }
 
@@ -275,7 +294,7 @@ impl ApiHandler {
         ctx: std::result::Result<RequestContext, String>,
         method: &Method,
         path: &str,
-        body: &[u8],
+        body: &RequestBody,
     ) -> std::result::Result<Response<Bytes>, Failure> {
         let found = match_path(&self.base_segments, path).ok_or(Failure::NoRoute)?;
         let op = found
@@ -348,10 +367,17 @@ impl ApiHandler {
 
     /// Decodes a JSON request body, refusing oversized, empty, non-UTF-8 and
     /// malformed bodies with a message that says what is wrong and where.
-    fn parse_body<T: DeserializeOwned>(&self, body: &[u8]) -> std::result::Result<T, Failure> {
-        if body.len() > self.max_body_bytes {
-            return Err(Failure::BodyTooLarge);
-        }
+    fn parse_body<T: DeserializeOwned>(
+        &self,
+        body: &RequestBody,
+    ) -> std::result::Result<T, Failure> {
+        let body = match body {
+            RequestBody::Read(body) if body.len() <= self.max_body_bytes => body,
+            RequestBody::Read(_) | RequestBody::TooLarge => return Err(Failure::BodyTooLarge),
+            RequestBody::Unreadable(reason) => {
+                return Err(Error::InvalidBody(format!("body could not be read: {reason}")).into())
+            }
+        };
         let text = std::str::from_utf8(body)
             .map_err(|e| Error::InvalidBody(format!("body is not valid UTF-8 ({e})")))?;
         let trimmed = text.trim_start();
