@@ -39,7 +39,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // `nest_service` strips the prefix, so the handler serves at `/`.
     let app = Router::new()
-        .nest_service("/v1/webhooks", webhooks.api_builder().base_path("/").build()?)
+        .nest_service(
+            "/v1/webhooks",
+            webhooks.api_builder().base_path("/").build()?,
+        )
         .layer(middleware::from_fn(authenticate));
 
     let listener = TcpListener::bind(&addr).await?;
@@ -56,7 +59,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     let _ = stop.send(true);
     let report = worker.await?;
-    eprintln!("delivery worker stopped after {} attempts", report.attempts());
+    eprintln!(
+        "delivery worker stopped after {} attempts",
+        report.attempts()
+    );
     Ok(())
 }
 

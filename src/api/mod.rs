@@ -272,8 +272,13 @@ impl ApiHandler {
         request: Request<Bytes>,
     ) -> Response<Bytes> {
         let (parts, body) = request.into_parts();
-        self.serve(ctx, &parts.method, parts.uri.path(), RequestBody::Read(body))
-            .await
+        self.serve(
+            ctx,
+            &parts.method,
+            parts.uri.path(),
+            RequestBody::Read(body),
+        )
+        .await
     }
 
     async fn serve(

@@ -305,8 +305,7 @@ impl HttpTransportBuilder {
 /// reqwest built without a provider of its own panics in `build` when no
 /// process-wide rustls provider is installed; refuse with an error instead.
 fn ensure_crypto_provider() -> Result<(), Error> {
-    if cfg!(feature = "http-client") || rustls::crypto::CryptoProvider::get_default().is_some()
-    {
+    if cfg!(feature = "http-client") || rustls::crypto::CryptoProvider::get_default().is_some() {
         Ok(())
     } else {
         Err(Error::InvalidConfiguration(
