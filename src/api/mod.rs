@@ -1,4 +1,4 @@
-//! The framework-free REST handler (SPEC 4): [`ApiHandler`] turns an
+//! The framework-free REST handler: [`ApiHandler`] turns an
 //! `http::Request<Bytes>` into an `http::Response<Bytes>`, so hosts can mount
 //! it in any web framework and supply the [`RequestContext`] from their own
 //! authentication.
@@ -25,6 +25,11 @@
 //!
 //! Checks happen in this order: route, path parameters, request context,
 //! body, then the operation itself.
+//!
+//! With feature `tower`, [`ApiHandler`] is also a `tower::Service` for
+//! `http::Request<B>` of any body type: the context comes from the request
+//! extensions and the body is read up to the limit, so it mounts in axum with
+//! one `nest_service`.
 //!
 //! ```
 //! # use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! [`HttpTransport`]: the production [`Transport`] over reqwest, with the SSRF
-//! guard, timeouts and a capped response body (SPEC section 6).
+//! guard, timeouts and a capped response body.
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
