@@ -28,8 +28,11 @@ fn create_request(events: &[&str], headers: serde_json::Value) -> CreateWebhookS
     .expect("a well-formed create request")
 }
 
+/// What a transport was asked to send.
+type Sent = Arc<Mutex<Vec<Request<Bytes>>>>;
+
 /// A transport that answers 200 and keeps what it was asked to send.
-fn recording_transport() -> (Arc<dyn Transport>, Arc<Mutex<Vec<Request<Bytes>>>>) {
+fn recording_transport() -> (Arc<dyn Transport>, Sent) {
     let sent = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&sent);
     let transport = from_fn(move |request: Request<Bytes>| {
@@ -121,7 +124,7 @@ async fn custom_catalogue_and_standard_webhooks_configured_once_validate_and_sig
     assert!(!request.headers().contains_key("x-webhook-signature"));
     scheme
         .verify(
-            &[subscription.secret_key.clone()],
+            std::slice::from_ref(&subscription.secret_key),
             request.headers(),
             request.body(),
             chrono::Utc::now(),
