@@ -9,7 +9,6 @@
 //! [`ApiHandler::builder`], [`Worker::builder`](crate::delivery::Worker::builder))
 //! for hosts that need a combination this builder does not offer.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,7 +54,7 @@ pub const DEFAULT_TRANSPORT_TIMEOUT: Duration = Duration::from_secs(15);
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Webhooks {
     service: WebhookService,
     api: ApiHandler,
@@ -63,19 +62,9 @@ pub struct Webhooks {
     transport_timeout: Duration,
 }
 
-impl fmt::Debug for Webhooks {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Webhooks")
-            .field("service", &self.service)
-            .field("api", &self.api)
-            .field("scheme", &self.scheme)
-            .field("transport_timeout", &self.transport_timeout)
-            .finish()
-    }
-}
-
 /// Configures [`Webhooks`]; [`build`](WebhooksBuilder::build) checks it.
 #[must_use]
+#[derive(Debug)]
 pub struct WebhooksBuilder {
     storage: Arc<dyn Storage>,
     clock: Arc<dyn Clock>,
@@ -86,21 +75,6 @@ pub struct WebhooksBuilder {
     transport_timeout: Duration,
     base_path: String,
     max_body_bytes: usize,
-}
-
-impl fmt::Debug for WebhooksBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WebhooksBuilder")
-            .field("storage", &self.storage)
-            .field("clock", &self.clock)
-            .field("events", &self.events)
-            .field("scheme", &self.scheme)
-            .field("publish_limits", &self.publish_limits)
-            .field("transport_timeout", &self.transport_timeout)
-            .field("base_path", &self.base_path)
-            .field("max_body_bytes", &self.max_body_bytes)
-            .finish_non_exhaustive()
-    }
 }
 
 impl WebhooksBuilder {

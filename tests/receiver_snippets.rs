@@ -4,18 +4,18 @@
 //! the test harness does not capture) when the interpreter is missing.
 #![cfg(feature = "runtime-tokio")]
 
+mod delivery_support;
+
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use bytes::Bytes;
-use http::{HeaderMap, Request, StatusCode};
+use delivery_support::{ScriptedTransport, SentRequest};
 use serde_json::{json, Value};
 use webhook_subscriptions::model::{
     CreateWebhookSubscription, Event, Organization, OrganizationId, SecretKey, UserId,
 };
 use webhook_subscriptions::storage::MemoryStore;
-use webhook_subscriptions::transport::{from_fn, TransportResponse};
 use webhook_subscriptions::{RequestContext, Webhooks};
 
 /// Reads stdin as `{"keys", "headers", "body" (hex)}` and prints the verdict.
@@ -47,7 +47,7 @@ fn readme_block(language: &str) -> String {
 }
 
 /// One request as a worker delivered it, and the subscription's secret.
-async fn delivered_request() -> (Request<Bytes>, SecretKey) {
+async fn delivered_request() -> (SentRequest, SecretKey) {
     let webhooks = Webhooks::builder(Arc::new(MemoryStore::new()))
         .build()
         .unwrap();
@@ -58,19 +58,9 @@ async fn delivered_request() -> (Request<Bytes>, SecretKey) {
     }))
     .unwrap();
     let subscription = webhooks.service().create(&ctx, &create).await.unwrap();
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let log = Arc::clone(&sent);
-    let transport = from_fn(move |request: Request<Bytes>| {
-        log.lock().unwrap().push(request);
-        async {
-            Ok(TransportResponse::new(
-                StatusCode::OK,
-                HeaderMap::new(),
-                Bytes::new(),
-            ))
-        }
-    });
-    let worker = webhooks.worker(Arc::new(transport)).unwrap();
+    let transport = Arc::new(ScriptedTransport::default());
+    transport.status(200);
+    let worker = webhooks.worker(transport.clone()).unwrap();
     let organization = Organization::new(ctx.organization_id, "Acme");
     let event = Event::new("ConversationCreated", json!({"text": "naïve ✓", "n": 1}));
     webhooks
@@ -79,7 +69,7 @@ async fn delivered_request() -> (Request<Bytes>, SecretKey) {
         .await
         .unwrap();
     assert_eq!(worker.run_once().await.unwrap().delivered, 1);
-    let request = sent.lock().unwrap().pop().expect("one delivery sent");
+    let request = transport.sent().pop().expect("one delivery sent");
     (request, subscription.secret_key)
 }
 
@@ -123,11 +113,11 @@ fn run(program: &str, extension: &str, script: &str, case: &Value) -> Option<boo
 async fn check_snippet(program: &str, extension: &str, script: String) {
     let (request, secret) = delivered_request().await;
     let headers: serde_json::Map<String, Value> = request
-        .headers()
+        .headers
         .iter()
         .map(|(name, value)| (name.as_str().to_owned(), json!(value.to_str().unwrap())))
         .collect();
-    let body = request.body();
+    let body = &request.body;
     let other = SecretKey::generate().unwrap().to_hex();
     let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
     let mut tampered = body.to_vec();

@@ -2,11 +2,14 @@
 //! a worker that agree on the catalogue, the signature scheme and the timeout.
 #![cfg(feature = "runtime-tokio")]
 
-use std::sync::{Arc, Mutex};
+mod delivery_support;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, StatusCode};
+use delivery_support::ScriptedTransport;
+use http::{Request, StatusCode};
 use serde_json::json;
 use webhook_subscriptions::model::{
     CreateWebhookSubscription, Event, Organization, OrganizationId, UserId,
@@ -15,7 +18,6 @@ use webhook_subscriptions::signature::{
     SignatureScheme, StandardWebhooksScheme, DEFAULT_TOLERANCE,
 };
 use webhook_subscriptions::storage::MemoryStore;
-use webhook_subscriptions::transport::{from_fn, Transport, TransportResponse};
 use webhook_subscriptions::{Error, RequestContext, Webhooks, DEFAULT_TRANSPORT_TIMEOUT};
 
 fn create_request(events: &[&str], headers: serde_json::Value) -> CreateWebhookSubscription {
@@ -28,24 +30,13 @@ fn create_request(events: &[&str], headers: serde_json::Value) -> CreateWebhookS
     .expect("a well-formed create request")
 }
 
-/// What a transport was asked to send.
-type Sent = Arc<Mutex<Vec<Request<Bytes>>>>;
-
-/// A transport that answers 200 and keeps what it was asked to send.
-fn recording_transport() -> (Arc<dyn Transport>, Sent) {
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let log = Arc::clone(&sent);
-    let transport = from_fn(move |request: Request<Bytes>| {
-        log.lock().unwrap().push(request);
-        async {
-            Ok(TransportResponse::new(
-                StatusCode::OK,
-                HeaderMap::new(),
-                Bytes::new(),
-            ))
-        }
-    });
-    (Arc::new(transport), sent)
+/// A transport that answers every request with 200 and keeps it.
+fn recording_transport() -> Arc<ScriptedTransport> {
+    let transport = Arc::new(ScriptedTransport::default());
+    for _ in 0..4 {
+        transport.status(200);
+    }
+    transport
 }
 
 #[tokio::test]
@@ -104,8 +95,8 @@ async fn custom_catalogue_and_standard_webhooks_configured_once_validate_and_sig
     assert!(String::from_utf8_lossy(response.body()).contains("webhook-id"));
 
     // The worker signs with the same scheme, which verifies with the secret.
-    let (transport, sent) = recording_transport();
-    let worker = webhooks.worker(transport).expect("a valid worker");
+    let transport = recording_transport();
+    let worker = webhooks.worker(transport.clone()).expect("a valid worker");
     let organization = Organization::new(ctx.organization_id, "Acme");
     let receipt = service
         .publish(
@@ -118,15 +109,15 @@ async fn custom_catalogue_and_standard_webhooks_configured_once_validate_and_sig
     let report = worker.run_once().await.expect("worker ran");
     assert_eq!(report.delivered, 1);
 
-    let sent = sent.lock().unwrap();
+    let sent = transport.sent();
     let request = sent.first().expect("one request sent");
-    assert!(request.headers().contains_key("webhook-signature"));
-    assert!(!request.headers().contains_key("x-webhook-signature"));
+    assert!(request.headers.contains_key("webhook-signature"));
+    assert!(!request.headers.contains_key("x-webhook-signature"));
     scheme
         .verify(
             std::slice::from_ref(&subscription.secret_key),
-            request.headers(),
-            request.body(),
+            &request.headers,
+            &request.body,
             chrono::Utc::now(),
             DEFAULT_TOLERANCE,
         )
@@ -155,7 +146,7 @@ async fn invalid_host_event_names_are_refused_at_build() {
 
 #[tokio::test]
 async fn the_worker_waits_as_long_as_the_configured_transport_timeout() {
-    let (transport, _) = recording_transport();
+    let transport = recording_transport();
     assert!(DEFAULT_TRANSPORT_TIMEOUT < Duration::from_secs(60));
     // The default lease (60 s) cannot outlast a 2-minute attempt: the worker
     // refuses it, which shows it got the engine's timeout.
@@ -164,7 +155,7 @@ async fn the_worker_waits_as_long_as_the_configured_transport_timeout() {
         .build()
         .expect("a valid configuration");
     let err = webhooks
-        .worker(Arc::clone(&transport))
+        .worker(transport.clone())
         .expect_err("lease shorter than the transport timeout");
     assert!(
         matches!(&err, Error::InvalidConfiguration(m) if m.contains("120s")),
