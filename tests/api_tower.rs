@@ -170,26 +170,44 @@ impl http_body::Body for CountingBody {
     }
 }
 
+impl CountingBody {
+    /// The body, and the count of chunks read from it.
+    fn new(chunks: usize, fail: bool) -> (Self, Arc<AtomicUsize>) {
+        let read = Arc::new(AtomicUsize::new(0));
+        let body = CountingBody {
+            chunks,
+            read: Arc::clone(&read),
+            fail,
+        };
+        (body, read)
+    }
+}
+
+/// POSTs `body` to the handler itself (no router), with a context and
+/// `content_length` if given; the status and the JSON answer.
+async fn post(body: CountingBody, content_length: Option<&str>) -> (StatusCode, Value) {
+    let mut request = Request::post("/v1/webhooks").extension(new_ctx());
+    if let Some(length) = content_length {
+        request = request.header("content-length", length);
+    }
+    let response = webhooks()
+        .api()
+        .oneshot(request.body(body).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
 #[tokio::test]
 async fn an_oversized_streamed_body_is_refused_with_413_without_reading_the_rest() {
-    let handler = webhooks().api();
-    let read = Arc::new(AtomicUsize::new(0));
-    let body = CountingBody {
-        chunks: 10_000,
-        read: Arc::clone(&read),
-        fail: false,
-    };
-    let request = Request::post("/v1/webhooks")
-        .extension(new_ctx())
-        .body(body)
-        .unwrap();
-    let response = handler.oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(response.headers()["content-type"], "application/json");
-    let body: Value =
-        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let (body, read) = CountingBody::new(10_000, false);
+    let (status, error) = post(body, None).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(
-        body["message"],
+        error["message"],
         "Invalid value for: body: body is larger than the limit of 4096 bytes"
     );
     // 4 KiB is four chunks: reading stopped right after the limit.
@@ -198,40 +216,18 @@ async fn an_oversized_streamed_body_is_refused_with_413_without_reading_the_rest
 
 #[tokio::test]
 async fn a_declared_length_over_the_limit_is_refused_before_reading() {
-    let handler = webhooks().api();
-    let read = Arc::new(AtomicUsize::new(0));
-    let body = CountingBody {
-        chunks: 1,
-        read: Arc::clone(&read),
-        fail: false,
-    };
-    let request = Request::post("/v1/webhooks")
-        .header("content-length", "5000")
-        .extension(new_ctx())
-        .body(body)
-        .unwrap();
-    let response = handler.oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let (body, read) = CountingBody::new(1, false);
+    let (status, _) = post(body, Some("5000")).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(read.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test]
 async fn a_body_that_fails_to_arrive_is_a_400_saying_so() {
-    let handler = webhooks().api();
-    let body = CountingBody {
-        chunks: 1,
-        read: Arc::default(),
-        fail: true,
-    };
-    let request = Request::post("/v1/webhooks")
-        .extension(new_ctx())
-        .body(body)
-        .unwrap();
-    let response = handler.oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let body: Value =
-        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
-    let message = body["message"].as_str().unwrap();
+    let (body, _) = CountingBody::new(1, true);
+    let (status, error) = post(body, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let message = error["message"].as_str().unwrap();
     assert!(message.contains("client went away"), "{message}");
 }
 
