@@ -15,15 +15,18 @@ use serde_json::{json, Value};
 use webhook_subscriptions::model::{
     CreateWebhookSubscription, Event, Organization, OrganizationId, SecretKey, UserId,
 };
-use webhook_subscriptions::signature::StandardWebhooksSecret;
+use webhook_subscriptions::signature::{
+    SignatureScheme, StandardWebhooksScheme, StandardWebhooksSecret,
+};
 use webhook_subscriptions::storage::MemoryStore;
 use webhook_subscriptions::{RequestContext, Webhooks};
 
-/// Reads stdin as `{"keys", "headers", "body" (hex)}` and prints the verdict.
+/// Reads stdin as `{"keys", "headers", "body" (hex)}` and prints the
+/// verdict of `verify` (the snippet's function).
 const PYTHON_DRIVER: &str = r#"
 import json, sys
 case = json.load(sys.stdin)
-print(json.dumps(verify_webhook(case["keys"], case["headers"], bytes.fromhex(case["body"]))))
+print(json.dumps(verify(case["keys"], case["headers"], bytes.fromhex(case["body"]))))
 "#;
 
 const NODE_DRIVER: &str = r#"
@@ -45,17 +48,18 @@ fn readme_blocks(language: &str) -> Vec<&'static str> {
         .collect()
 }
 
-/// The first fenced block of `language` in the README.
-fn readme_block(language: &str) -> String {
+/// The README's `language` block that contains `needle`.
+fn readme_block(language: &str, needle: &str) -> &'static str {
     readme_blocks(language)
-        .first()
-        .unwrap_or_else(|| panic!("no ```{language} block in the README"))
-        .to_string()
+        .into_iter()
+        .find(|block| block.contains(needle))
+        .unwrap_or_else(|| panic!("no ```{language} block with {needle} in the README"))
 }
 
 /// One request as a worker delivered it, and the subscription's secret.
-async fn delivered_request() -> (SentRequest, SecretKey) {
+async fn delivered_request(scheme: SignatureScheme) -> (SentRequest, SecretKey) {
     let webhooks = Webhooks::builder(Arc::new(MemoryStore::new()))
+        .signature_scheme(scheme)
         .build()
         .unwrap();
     let ctx = RequestContext::new(OrganizationId::new_v4(), UserId::new_v4());
@@ -121,10 +125,17 @@ fn run(program: &str, extension: &str, script: &str, input: &str) -> Option<Stri
     Some(String::from_utf8(output.stdout).expect("UTF-8 output"))
 }
 
-/// Checks a snippet: the right key (alone or among others) verifies; a wrong
-/// key, a tampered body or a dropped signature does not.
-async fn check_snippet(program: &str, extension: &str, script: String) {
-    let (request, secret) = delivered_request().await;
+/// Checks a snippet against a delivery signed with `scheme`, whose signature
+/// is in `signature_header`: the right key (alone or among others)
+/// verifies; a wrong key, a tampered body or an empty signature does not.
+async fn check_snippet(
+    program: &str,
+    extension: &str,
+    script: String,
+    scheme: SignatureScheme,
+    signature_header: &str,
+) {
+    let (request, secret) = delivered_request(scheme).await;
     let headers: serde_json::Map<String, Value> = request
         .headers
         .iter()
@@ -135,10 +146,9 @@ async fn check_snippet(program: &str, extension: &str, script: String) {
     let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
     let mut tampered = body.to_vec();
     tampered[1] ^= 1;
+    assert!(headers.contains_key(signature_header), "{headers:?}");
     let mut unsigned = headers.clone();
-    let signature = unsigned["x-webhook-signature"].as_str().unwrap().to_owned();
-    let timestamp_only = signature.split(',').next().unwrap().to_owned();
-    unsigned.insert("x-webhook-signature".to_owned(), json!(timestamp_only));
+    unsigned.insert(signature_header.to_owned(), json!(""));
 
     let cases = [
         (
@@ -164,7 +174,7 @@ async fn check_snippet(program: &str, extension: &str, script: String) {
             false,
         ),
         (
-            "no v1 signature",
+            "an empty signature",
             vec![secret.to_hex()],
             &unsigned,
             hex(body),
@@ -183,23 +193,31 @@ async fn check_snippet(program: &str, extension: &str, script: String) {
 
 #[tokio::test]
 async fn the_readme_python_snippet_verifies_real_deliveries() {
-    let script = readme_block("python") + PYTHON_DRIVER;
-    check_snippet("python3", "py", script).await;
+    let snippet = readme_block("python", "def verify_webhook(");
+    let script = format!("{snippet}\nverify = verify_webhook\n{PYTHON_DRIVER}");
+    let scheme = SignatureScheme::default();
+    check_snippet("python3", "py", script, scheme, "x-webhook-signature").await;
+}
+
+#[tokio::test]
+async fn the_readme_standard_webhooks_python_snippet_verifies_real_deliveries() {
+    let snippet = readme_block("python", "def verify_standard_webhook(");
+    let script = format!("{snippet}\nverify = verify_standard_webhook\n{PYTHON_DRIVER}");
+    let scheme = SignatureScheme::from(StandardWebhooksScheme::default());
+    check_snippet("python3", "py", script, scheme, "webhook-signature").await;
 }
 
 #[tokio::test]
 async fn the_readme_node_snippet_verifies_real_deliveries() {
-    let script = readme_block("js") + NODE_DRIVER;
-    check_snippet("node", "js", script).await;
+    let script = readme_block("js", "function verifyWebhook(").to_owned() + NODE_DRIVER;
+    let scheme = SignatureScheme::default();
+    check_snippet("node", "js", script, scheme, "x-webhook-signature").await;
 }
 
 #[test]
 fn the_readme_whsec_snippet_gives_the_standard_webhooks_secret() {
     let key = SecretKey::generate().unwrap();
-    let snippet = readme_blocks("python")
-        .into_iter()
-        .find(|block| block.contains("def whsec("))
-        .expect("the README's whsec snippet");
+    let snippet = readme_block("python", "def whsec(");
     let script = format!("{snippet}\nimport sys\nprint(whsec(sys.stdin.read().strip()))\n");
     let Some(output) = run("python3", "py", &script, &key.to_hex()) else {
         return;
