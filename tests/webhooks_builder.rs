@@ -12,7 +12,7 @@ use delivery_support::ScriptedTransport;
 use http::{Request, StatusCode};
 use serde_json::json;
 use webhook_subscriptions::model::{
-    CreateWebhookSubscription, Event, Organization, OrganizationId, UserId,
+    CreateWebhookSubscription, Event, EventCatalogue, Organization, OrganizationId, UserId,
 };
 use webhook_subscriptions::signature::{
     SignatureScheme, StandardWebhooksScheme, DEFAULT_TOLERANCE,
@@ -197,4 +197,16 @@ fn the_http_transport_gets_the_configured_timeout() {
         .build()
         .expect("a transport");
     assert_eq!(transport.timeout(), Duration::from_secs(7));
+}
+
+#[test]
+fn a_host_catalogue_replaces_the_built_in_one_and_events_add_to_it() {
+    let catalogue = EventCatalogue::new(["InvoicePaid"]).unwrap();
+    let webhooks = Webhooks::builder(Arc::new(MemoryStore::new()))
+        .catalogue(catalogue)
+        .events(["InvoiceOverdue"])
+        .build()
+        .expect("a valid configuration");
+    let names: Vec<&str> = webhooks.service().catalogue().names().collect();
+    assert_eq!(names, ["InvoicePaid", "InvoiceOverdue"]);
 }
