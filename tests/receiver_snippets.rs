@@ -16,7 +16,7 @@ use webhook_subscriptions::model::{
     CreateWebhookSubscription, Event, Organization, OrganizationId, SecretKey, UserId,
 };
 use webhook_subscriptions::signature::{
-    SignatureScheme, StandardWebhooksScheme, StandardWebhooksSecret,
+    sign_timestamped, SignatureScheme, StandardWebhooksScheme, StandardWebhooksSecret,
 };
 use webhook_subscriptions::storage::MemoryStore;
 use webhook_subscriptions::{RequestContext, Webhooks};
@@ -223,4 +223,17 @@ fn the_readme_whsec_snippet_gives_the_standard_webhooks_secret() {
         return;
     };
     assert_eq!(output.trim(), StandardWebhooksSecret::from(&key).to_whsec());
+}
+
+#[test]
+fn the_readme_worked_example_is_what_the_crate_signs() {
+    let header = readme_blocks("text")
+        .into_iter()
+        .find_map(|block| block.trim().strip_prefix("X-Webhook-Signature: "))
+        .expect("the README's example signature header");
+    let key = SecretKey::from_hex(&format!("{}ff", "00".repeat(31))).unwrap();
+    assert_eq!(
+        header,
+        sign_timestamped(key.as_bytes(), 1_748_264_463_123, b"{}")
+    );
 }
