@@ -4,7 +4,7 @@
 //! so one retry shows), every signature verified, then the subscription, its
 //! statuses and its logs as the REST API shows them.
 //!
-//! Run with `cargo run --example quickstart`.
+//! Run with `cargo run --example quickstart --features http-client`.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};

@@ -36,8 +36,8 @@
 //!   `min(15 s, lease - 5 s)`.
 //!
 //! `--database-url` stores everything in PostgreSQL (feature `postgres`)
-//! instead of memory. The example needs feature `http-client` with a TLS
-//! provider, e.g. `--features rustls-aws-lc-rs`.
+//! instead of memory. The example needs feature `http-client` and `metrics`
+//! (both on in the crate's own dev builds).
 //!
 //! Operating it:
 //!
@@ -580,10 +580,6 @@ fn start_worker(
 
     const MAX_ATTEMPT_TIME: Duration = Duration::from_secs(15);
 
-    // Without `rustls-aws-lc-rs` the transport needs a process-wide provider;
-    // one installed already (by a host) is kept.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-
     // The lease must outlast an attempt by LEASE_MARGIN: shorten attempts
     // to fit a short lease rather than let a slow receiver get duplicates.
     let lease = options.lease_ms.map(Duration::from_millis);
@@ -686,7 +682,7 @@ fn start_worker(
 ) -> Result<tokio::task::JoinHandle<()>, String> {
     Err(
         "this example delivers events over HTTP and needs feature `http-client`, \
-         e.g. `cargo run --features rustls-aws-lc-rs --example server`"
+         e.g. `cargo run --features http-client --example server`"
             .to_owned(),
     )
 }

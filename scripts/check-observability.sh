@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The example runs its delivery worker with the HTTP transport.
-FEATURES=rustls-aws-lc-rs
+FEATURES=http-client,metrics
 WORK=target/check-observability
 mkdir -p "$WORK"
 

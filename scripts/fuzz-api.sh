@@ -28,7 +28,7 @@ if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VER
 fi
 
 # The example runs its delivery worker with the HTTP transport.
-FEATURES=rustls-aws-lc-rs
+FEATURES=http-client,metrics
 
 echo "== building the example server"
 cargo build --quiet --features "$FEATURES" --example server

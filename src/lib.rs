@@ -23,7 +23,9 @@ pub use error::{
 };
 pub mod service;
 pub mod validate;
+mod webhooks;
 
 pub use service::{
     WebhookService, WebhookServiceBuilder, DEFAULT_MAX_SUBSCRIPTIONS_PER_ORGANIZATION,
 };
+pub use webhooks::{Webhooks, WebhooksBuilder, DEFAULT_TRANSPORT_TIMEOUT};

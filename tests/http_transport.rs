@@ -143,11 +143,7 @@ fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i % 251) as u8).collect()
 }
 
-/// The transport builder as a host with only `http-client` would use it:
-/// with a rustls provider installed (a no-op when another test did it first).
 fn builder() -> HttpTransportBuilder {
-    #[cfg(not(feature = "rustls-aws-lc-rs"))]
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     HttpTransport::builder()
 }
 

@@ -11,6 +11,7 @@ use postgres_support::TestDb;
 use webhook_subscriptions::testing;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(postgres_tests_ignored, ignore = "needs PostgreSQL: set DATABASE_URL")]
 async fn postgres_store_passes_the_whole_suite() {
     let Some(db) = TestDb::connect("postgres_store_passes_the_whole_suite").await else {
         return;
@@ -23,6 +24,7 @@ macro_rules! checks {
     ($($name:ident),* $(,)?) => {
         $(
             #[tokio::test]
+            #[cfg_attr(postgres_tests_ignored, ignore = "needs PostgreSQL: set DATABASE_URL")]
             async fn $name() {
                 let Some(db) = TestDb::connect(stringify!($name)).await else {
                     return;
@@ -38,6 +40,7 @@ macro_rules! shared_checks {
     ($($name:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            #[cfg_attr(postgres_tests_ignored, ignore = "needs PostgreSQL: set DATABASE_URL")]
             async fn $name() {
                 let Some(db) = TestDb::connect(stringify!($name)).await else {
                     return;

@@ -40,6 +40,7 @@ fn store_on(pool: sqlx::PgPool, schema: &str) -> PostgresStore {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(postgres_tests_ignored, ignore = "needs PostgreSQL: set DATABASE_URL")]
 async fn concurrent_migrations_from_two_pools_apply_each_version_once() {
     let Some(db) = TestDb::connect("concurrent_migrations").await else {
         return;
@@ -67,6 +68,7 @@ async fn concurrent_migrations_from_two_pools_apply_each_version_once() {
 }
 
 #[tokio::test]
+#[cfg_attr(postgres_tests_ignored, ignore = "needs PostgreSQL: set DATABASE_URL")]
 async fn migrate_again_changes_nothing_and_keeps_data() {
     let Some(db) = TestDb::connect("migrate_again_changes_nothing").await else {
         return;
@@ -100,6 +102,7 @@ async fn migrate_again_changes_nothing_and_keeps_data() {
 }
 
 #[tokio::test]
+#[cfg_attr(postgres_tests_ignored, ignore = "needs PostgreSQL: set DATABASE_URL")]
 async fn every_object_lives_in_the_configured_schema() {
     let Some(db) = TestDb::connect("every_object_lives_in_the_configured_schema").await else {
         return;
@@ -133,6 +136,7 @@ async fn every_object_lives_in_the_configured_schema() {
 }
 
 #[tokio::test]
+#[cfg_attr(postgres_tests_ignored, ignore = "needs PostgreSQL: set DATABASE_URL")]
 async fn migrate_refuses_a_schema_whose_applied_migration_differs() {
     let Some(db) = TestDb::connect("migrate_refuses_a_changed_migration").await else {
         return;
@@ -155,6 +159,7 @@ async fn migrate_refuses_a_schema_whose_applied_migration_differs() {
 }
 
 #[tokio::test]
+#[cfg_attr(postgres_tests_ignored, ignore = "needs PostgreSQL: set DATABASE_URL")]
 async fn configuration_defaults_and_refusals() {
     let config = PostgresStoreConfig::default();
     assert_eq!(config.schema, DEFAULT_SCHEMA);
@@ -211,6 +216,7 @@ async fn configuration_defaults_and_refusals() {
 }
 
 #[tokio::test]
+#[cfg_attr(postgres_tests_ignored, ignore = "needs PostgreSQL: set DATABASE_URL")]
 async fn debug_output_never_shows_the_connection_password() {
     let pool = PgPoolOptions::new()
         .connect_lazy("postgres://app:s3cr3t-pw@127.0.0.1:5432/unused")

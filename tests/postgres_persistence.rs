@@ -20,6 +20,7 @@ fn store_on(pool: sqlx::PgPool, schema: &str) -> PostgresStore {
 }
 
 #[tokio::test]
+#[cfg_attr(postgres_tests_ignored, ignore = "needs PostgreSQL: set DATABASE_URL")]
 async fn everything_survives_closing_the_pool_and_reconnecting() {
     let Some(db) = TestDb::connect("everything_survives_reconnecting").await else {
         return;
@@ -111,6 +112,7 @@ async fn everything_survives_closing_the_pool_and_reconnecting() {
 }
 
 #[tokio::test]
+#[cfg_attr(postgres_tests_ignored, ignore = "needs PostgreSQL: set DATABASE_URL")]
 async fn attempt_details_round_trip_exactly_even_with_nul_and_non_ascii() {
     let Some(db) = TestDb::connect("attempt_details_round_trip_exactly").await else {
         return;
@@ -151,6 +153,7 @@ async fn attempt_details_round_trip_exactly_even_with_nul_and_non_ascii() {
 }
 
 #[tokio::test]
+#[cfg_attr(postgres_tests_ignored, ignore = "needs PostgreSQL: set DATABASE_URL")]
 async fn pruning_forgets_only_old_event_ids_nothing_needs() {
     let Some(db) = TestDb::connect("pruning_forgets_only_old_event_ids").await else {
         return;
@@ -221,6 +224,7 @@ async fn pruning_forgets_only_old_event_ids_nothing_needs() {
 }
 
 #[tokio::test]
+#[cfg_attr(postgres_tests_ignored, ignore = "needs PostgreSQL: set DATABASE_URL")]
 async fn an_event_enqueued_in_the_hosts_transaction_follows_its_commit() {
     let Some(db) = TestDb::connect("an_event_enqueued_in_the_hosts_transaction").await else {
         return;
@@ -294,6 +298,7 @@ async fn an_event_enqueued_in_the_hosts_transaction_follows_its_commit() {
 }
 
 #[tokio::test]
+#[cfg_attr(postgres_tests_ignored, ignore = "needs PostgreSQL: set DATABASE_URL")]
 async fn a_patch_returns_what_is_stored() {
     let Some(db) = TestDb::connect("a_patch_returns_what_is_stored").await else {
         return;

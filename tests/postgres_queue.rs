@@ -83,6 +83,7 @@ fn distinct(claims: &[ClaimedDelivery]) -> BTreeSet<DeliveryId> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(postgres_tests_ignored, ignore = "needs PostgreSQL: set DATABASE_URL")]
 async fn claimers_in_four_processes_get_each_delivery_once_while_leases_hold() {
     const TOTAL: usize = 20 * 150;
     let Some(db) = TestDb::connect("claimers_in_four_processes").await else {
@@ -146,6 +147,7 @@ async fn claimers_in_four_processes_get_each_delivery_once_while_leases_hold() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(postgres_tests_ignored, ignore = "needs PostgreSQL: set DATABASE_URL")]
 async fn a_killed_worker_loses_its_delivery_to_another_after_the_lease() {
     let Some(db) = TestDb::connect("a_killed_worker_loses_its_delivery").await else {
         return;
@@ -243,6 +245,7 @@ async fn a_killed_worker_loses_its_delivery_to_another_after_the_lease() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(postgres_tests_ignored, ignore = "needs PostgreSQL: set DATABASE_URL")]
 async fn concurrent_records_of_every_kind_each_apply() {
     const PER_KIND: usize = 40;
     let Some(db) = TestDb::connect("concurrent_records_of_every_kind_each_apply").await else {
@@ -366,6 +369,7 @@ async fn concurrent_records_of_every_kind_each_apply() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(postgres_tests_ignored, ignore = "needs PostgreSQL: set DATABASE_URL")]
 async fn one_event_id_published_concurrently_from_two_processes_is_enqueued_once() {
     const SUBSCRIBERS: usize = 3;
     let Some(db) = TestDb::connect("one_event_id_published_concurrently").await else {
@@ -419,6 +423,7 @@ async fn one_event_id_published_concurrently_from_two_processes_is_enqueued_once
 }
 
 #[tokio::test]
+#[cfg_attr(postgres_tests_ignored, ignore = "needs PostgreSQL: set DATABASE_URL")]
 async fn a_delivery_whose_subscription_vanished_is_dropped_not_claimed() {
     let Some(db) = TestDb::connect("a_delivery_whose_subscription_vanished").await else {
         return;
@@ -461,6 +466,7 @@ async fn a_delivery_whose_subscription_vanished_is_dropped_not_claimed() {
 }
 
 #[tokio::test]
+#[cfg_attr(postgres_tests_ignored, ignore = "needs PostgreSQL: set DATABASE_URL")]
 async fn stored_logs_stay_near_the_cap() {
     const CAP: usize = 10;
     const ATTEMPTS: usize = 600;

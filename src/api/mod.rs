@@ -1,4 +1,4 @@
-//! The framework-free REST handler (SPEC 4): [`ApiHandler`] turns an
+//! The framework-free REST handler: [`ApiHandler`] turns an
 //! `http::Request<Bytes>` into an `http::Response<Bytes>`, so hosts can mount
 //! it in any web framework and supply the [`RequestContext`] from their own
 //! authentication.
@@ -39,6 +39,11 @@
 //! Checks happen in this order: route, path parameters, request context,
 //! body (size, media type, JSON), then the operation itself.
 //!
+//! With feature `tower`, [`ApiHandler`] is also a `tower::Service` for
+//! `http::Request<B>` of any body type: the context comes from the request
+//! extensions and the body is read up to the limit, so it mounts in axum with
+//! one `nest_service`.
+//!
 //! ```
 //! # use std::sync::Arc;
 //! # use bytes::Bytes;
@@ -54,6 +59,8 @@
 //! ```
 
 mod route;
+#[cfg(feature = "tower")]
+mod tower;
 
 use std::fmt;
 use std::sync::Arc;
@@ -217,6 +224,17 @@ fn base_segments(path: &str) -> Result<Vec<String>> {
         .collect()
 }
 
+/// A request body as far as it was read.
+// Only the tower service reads bodies itself and meets the last two.
+#[cfg_attr(not(feature = "tower"), allow(dead_code))]
+enum RequestBody {
+    Read(Bytes),
+    /// Longer than the limit; the rest was not read.
+    TooLarge,
+    /// Reading failed (e.g. the client went away), for this reason.
+    Unreadable(String),
+}
+
 /// Why a request was not served; each kind renders as one error response.
 enum Failure {
     NoRoute,
@@ -296,20 +314,40 @@ impl ApiHandler {
         request: Request<Bytes>,
     ) -> Response<Bytes> {
         let (parts, body) = request.into_parts();
+        self.serve(
+            ctx,
+            &parts.method,
+            parts.uri.path(),
+            &parts.headers,
+            RequestBody::Read(body),
+        )
+        .await
+    }
+
+    /// Serves a request whose body was read as far as the limit allows, in
+    /// a span with the route template and status.
+    async fn serve(
+        &self,
+        ctx: std::result::Result<RequestContext, String>,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+        body: RequestBody,
+    ) -> Response<Bytes> {
         // The route is a template, never the raw path (which carries ids).
         let span = debug_span!(
             "webhook_api",
-            method = %parts.method,
+            method = %method,
             route = Empty,
             status = Empty,
         );
         let mut response = match self
-            .respond(ctx, &parts.method, parts.uri.path(), &parts.headers, &body)
+            .respond(ctx, method, path, headers, &body)
             .instrument(span.clone())
             .await
         {
             Ok(response) => response,
-            Err(failure) => self.failure_response(failure, &parts.method, parts.uri.path()),
+            Err(failure) => self.failure_response(failure, method, path),
         };
         response
             .headers_mut()
@@ -325,7 +363,7 @@ impl ApiHandler {
         method: &Method,
         path: &str,
         headers: &HeaderMap,
-        body: &[u8],
+        body: &RequestBody,
     ) -> std::result::Result<Response<Bytes>, Failure> {
         let found = match_path(&self.base_segments, path).ok_or(Failure::NoRoute)?;
         let op = found
@@ -422,7 +460,8 @@ impl ApiHandler {
                 let id = id()?;
                 let ctx = context(ctx)?;
                 // The body is optional: none means the default grace period.
-                let request: RotateSecret = if body.is_empty() {
+                let request: RotateSecret = if matches!(&body, RequestBody::Read(read) if read.is_empty())
+                {
                     RotateSecret::default()
                 } else {
                     self.parse_body(headers, body)?
@@ -454,11 +493,15 @@ impl ApiHandler {
     fn parse_body<T: DeserializeOwned>(
         &self,
         headers: &HeaderMap,
-        body: &[u8],
+        body: &RequestBody,
     ) -> std::result::Result<T, Failure> {
-        if body.len() > self.max_body_bytes {
-            return Err(Failure::BodyTooLarge);
-        }
+        let body = match body {
+            RequestBody::Read(body) if body.len() <= self.max_body_bytes => body,
+            RequestBody::Read(_) | RequestBody::TooLarge => return Err(Failure::BodyTooLarge),
+            RequestBody::Unreadable(reason) => {
+                return Err(Error::InvalidBody(format!("body could not be read: {reason}")).into())
+            }
+        };
         if !body.is_empty() {
             self.check_media_type(headers)?;
         }

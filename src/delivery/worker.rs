@@ -28,13 +28,13 @@ use crate::model::{
 use crate::signature::SignatureScheme;
 use crate::storage::Storage;
 use crate::transport::{Transport, TransportError};
+use crate::webhooks::DEFAULT_TRANSPORT_TIMEOUT;
 
 /// How much longer than the transport timeout a lease must last at least:
 /// time to sign before sending and to record the outcome after it.
 pub const LEASE_MARGIN: Duration = Duration::from_secs(5);
 
 const DEFAULT_LEASE: Duration = Duration::from_secs(60);
-const DEFAULT_TRANSPORT_TIMEOUT: Duration = Duration::from_secs(15);
 const DEFAULT_CONCURRENCY: usize = 32;
 const DEFAULT_BATCH_SIZE: usize = 32;
 const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(200);

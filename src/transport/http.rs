@@ -1,5 +1,5 @@
 //! [`HttpTransport`]: the production [`Transport`] over reqwest, with the SSRF
-//! guard, timeouts and a capped response body (SPEC section 6).
+//! guard, timeouts and a capped response body.
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
@@ -35,9 +35,9 @@ const URL_CACHE_CAPACITY: usize = 1024;
 ///   before sending and filters every resolved address before connecting, so
 ///   only checked addresses are ever connected to (no DNS-rebinding window).
 ///
-/// TLS uses rustls. With the `rustls-aws-lc-rs` feature it uses the
-/// process-wide rustls crypto provider if the host installed one, and
-/// aws-lc-rs otherwise. With `http-client` alone the host must install a
+/// TLS uses rustls. With the `http-client` feature it uses the process-wide
+/// rustls crypto provider if the host installed one, and aws-lc-rs
+/// otherwise. With `http-client-no-provider` the host must install a
 /// provider (`rustls::crypto::CryptoProvider::install_default`) before
 /// [`build`](HttpTransportBuilder::build), which refuses to go on without one.
 ///
@@ -312,13 +312,12 @@ impl HttpTransportBuilder {
 /// reqwest built without a provider of its own panics in `build` when no
 /// process-wide rustls provider is installed; refuse with an error instead.
 fn ensure_crypto_provider() -> Result<(), Error> {
-    if cfg!(feature = "rustls-aws-lc-rs") || rustls::crypto::CryptoProvider::get_default().is_some()
-    {
+    if cfg!(feature = "http-client") || rustls::crypto::CryptoProvider::get_default().is_some() {
         Ok(())
     } else {
         Err(Error::InvalidConfiguration(
             "http transport: no rustls crypto provider installed; call \
-             rustls::crypto::CryptoProvider::install_default or enable the rustls-aws-lc-rs feature"
+             rustls::crypto::CryptoProvider::install_default or enable the http-client feature"
                 .to_owned(),
         ))
     }

@@ -13,12 +13,12 @@ use ::http::{HeaderMap, Request, StatusCode};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-#[cfg(feature = "http-client")]
+#[cfg(feature = "http-client-no-provider")]
 mod http;
 mod ssrf;
 
-#[cfg(feature = "http-client")]
-#[cfg_attr(docsrs, doc(cfg(feature = "http-client")))]
+#[cfg(feature = "http-client-no-provider")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http-client-no-provider")))]
 pub use self::http::{HttpTransport, HttpTransportBuilder};
 pub use ssrf::{AddressPolicy, BlockReason, IpNetwork};
 

@@ -1,8 +1,10 @@
 //! Shared set-up of the PostgreSQL tests: the database comes from
 //! `DATABASE_URL` (loopback only); every store gets a fresh schema.
 //!
-//! Without `DATABASE_URL` a test prints a skip notice and passes, unless
-//! `CI` is set: then it fails, so CI can never skip them silently.
+//! Without `DATABASE_URL` the tests are reported as ignored (the build
+//! script sets `postgres_tests_ignored`), unless `CI` is set: then they run
+//! and fail, so CI can never skip them silently. Run with `--include-ignored`
+//! and no database, a test prints a skip notice and passes.
 
 // Each test file compiles its own copy and uses only part of it.
 #![allow(dead_code)]

@@ -1,6 +1,5 @@
-//! With `http-client` alone and no rustls provider installed, building the
+//! With `http-client-no-provider` alone and no rustls provider installed, building the
 //! transport is an error, not the panic reqwest would raise.
-#![cfg(all(feature = "http-client", not(feature = "rustls-aws-lc-rs")))]
 
 use webhook_subscriptions::transport::HttpTransport;
 use webhook_subscriptions::Error;
