@@ -280,7 +280,10 @@ impl PostgresStore {
 
     /// [`Storage::enqueue_event`] on the host's own connection, typically
     /// inside its transaction (a transactional outbox): the event is queued
-    /// if and only if the host's transaction commits.
+    /// if and only if the host's transaction commits. Hosts usually call
+    /// [`WebhookService::publish_in`](crate::WebhookService::publish_in),
+    /// which builds and checks the event first and explains how concurrent
+    /// publishers and isolation levels behave.
     ///
     /// ```no_run
     /// # async fn demo(store: webhook_subscriptions::storage::PostgresStore,
