@@ -66,10 +66,7 @@ pub async fn publish(
 ) -> Result<PublishReceipt> {
     let new_event = prepare_event(catalogue, limits, organization, event, clock.now())?;
     let enqueued = storage.enqueue_event(&new_event).await?;
-    Ok(PublishReceipt {
-        event_id: new_event.event_id,
-        enqueued,
-    })
+    Ok(receipt(&new_event, enqueued))
 }
 
 /// [`publish`] on the host's own PostgreSQL `connection`, typically inside
@@ -94,10 +91,14 @@ pub async fn publish_in(
 ) -> Result<PublishReceipt> {
     let new_event = prepare_event(catalogue, limits, organization, event, clock.now())?;
     let enqueued = store.enqueue_event_in(connection, &new_event).await?;
-    Ok(PublishReceipt {
-        event_id: new_event.event_id,
+    Ok(receipt(&new_event, enqueued))
+}
+
+fn receipt(event: &NewEvent, enqueued: usize) -> PublishReceipt {
+    PublishReceipt {
+        event_id: event.event_id,
         enqueued,
-    })
+    }
 }
 
 /// Builds the queue record for `event` without storing it (pure).
