@@ -293,6 +293,15 @@ impl Shop {
     }
 }
 
+/// The test's database, a fresh shop and a receiver on loopback with its
+/// URL; `None` when the PostgreSQL tests are skipped.
+async fn open_shop(test: &str) -> Option<(TestDb, Shop, Receiver, String)> {
+    let db = TestDb::connect(test).await?;
+    let shop = Shop::create(&db).await;
+    let (receiver, url) = Receiver::start().await;
+    Some((db, shop, receiver, url))
+}
+
 /// A transaction on `pool` at `isolation` (`READ COMMITTED`, ...).
 async fn begin(pool: &PgPool, isolation: &str) -> Transaction<'static, Postgres> {
     let mut tx = pool
@@ -331,11 +340,10 @@ fn is_serialization_failure(error: &Error) -> bool {
 
 #[tokio::test]
 async fn a_committed_publish_is_delivered_once() {
-    let Some(db) = TestDb::connect("a_committed_publish_is_delivered_once").await else {
+    let Some((db, shop, receiver, url)) = open_shop("a_committed_publish_is_delivered_once").await
+    else {
         return;
     };
-    let shop = Shop::create(&db).await;
-    let (receiver, url) = Receiver::start().await;
     shop.subscribe(&url).await;
     let event_id = EventId::new_v4();
 
@@ -384,11 +392,11 @@ async fn a_committed_publish_is_delivered_once() {
 
 #[tokio::test]
 async fn a_rolled_back_publish_delivers_and_logs_nothing() {
-    let Some(db) = TestDb::connect("a_rolled_back_publish_delivers_and_logs_nothing").await else {
+    let Some((db, shop, receiver, url)) =
+        open_shop("a_rolled_back_publish_delivers_and_logs_nothing").await
+    else {
         return;
     };
-    let shop = Shop::create(&db).await;
-    let (receiver, url) = Receiver::start().await;
     let subscription = shop.subscribe(&url).await;
     let event_id = EventId::new_v4();
 
@@ -545,11 +553,19 @@ async fn run_as_child_if_asked() {
     std::process::exit(1);
 }
 
-/// Runs `test` of this binary again as a child process that places an order
-/// for `event_id` and does `step`, then kills it with SIGKILL.
+/// Sets up a shop subscribed to a loopback receiver, runs `test` of this
+/// binary again as a child process that places an order and does `step`,
+/// then kills it with SIGKILL. Returns the database, the shop, the receiver
+/// and the order's event id (`None` when the PostgreSQL tests are skipped).
+/// In the child process itself, it never returns.
 #[cfg(unix)]
-async fn kill_host(test: &str, shop: &Shop, step: ChildStep, event_id: EventId) {
+async fn kill_host(test: &str, step: ChildStep) -> Option<(TestDb, Shop, Receiver, EventId)> {
     use std::os::unix::process::ExitStatusExt;
+
+    run_as_child_if_asked().await;
+    let (db, shop, receiver, url) = open_shop(test).await?;
+    shop.subscribe(&url).await;
+    let event_id = EventId::new_v4();
 
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe failed: {e}"));
     let spec = format!(
@@ -595,23 +611,16 @@ async fn kill_host(test: &str, shop: &Shop, step: ChildStep, event_id: EventId) 
         .await
         .unwrap_or_else(|e| panic!("waiting for the host process failed: {e}"));
     assert_eq!(status.signal(), Some(9), "the host must die of SIGKILL");
+    Some((db, shop, receiver, event_id))
 }
 
 #[cfg(unix)]
 #[tokio::test]
 async fn a_host_killed_after_its_commit_is_delivered_after_restart() {
-    run_as_child_if_asked().await;
     let test = "a_host_killed_after_its_commit_is_delivered_after_restart";
-    let Some(db) = TestDb::connect(test).await else {
+    let Some((db, shop, receiver, event_id)) = kill_host(test, ChildStep::Commit).await else {
         return;
     };
-    let shop = Shop::create(&db).await;
-    let (receiver, url) = Receiver::start().await;
-    shop.subscribe(&url).await;
-    let event_id = EventId::new_v4();
-
-    kill_host(test, &shop, ChildStep::Commit, event_id).await;
-
     assert!(shop.has_order(event_id).await, "the host's commit holds");
     // The restarted host: a new pool and a worker that never ran before.
     let restarted = postgres_support::store_in(&db.url, &shop.store.config().schema).await;
@@ -624,18 +633,10 @@ async fn a_host_killed_after_its_commit_is_delivered_after_restart() {
 #[cfg(unix)]
 #[tokio::test]
 async fn a_host_killed_before_its_commit_publishes_nothing() {
-    run_as_child_if_asked().await;
     let test = "a_host_killed_before_its_commit_publishes_nothing";
-    let Some(db) = TestDb::connect(test).await else {
+    let Some((db, shop, receiver, event_id)) = kill_host(test, ChildStep::Hold).await else {
         return;
     };
-    let shop = Shop::create(&db).await;
-    let (receiver, url) = Receiver::start().await;
-    shop.subscribe(&url).await;
-    let event_id = EventId::new_v4();
-
-    kill_host(test, &shop, ChildStep::Hold, event_id).await;
-
     let restarted = postgres_support::store_in(&db.url, &shop.store.config().schema).await;
     assert_eq!(Shop::deliver_with(restarted).await, 0);
     // Waits, if need be, for PostgreSQL to roll back the dead host's
@@ -720,58 +721,45 @@ async fn race(
 
 #[tokio::test]
 async fn concurrent_transactions_publishing_one_event_id_fan_out_once() {
-    let Some(db) = TestDb::connect("concurrent_transactions_publishing_one_event_id").await else {
+    let Some((db, shop, _receiver, url)) =
+        open_shop("concurrent_transactions_publishing_one_event_id").await
+    else {
         return;
     };
-    let shop = Shop::create(&db).await;
-    let (_receiver, url) = Receiver::start().await;
     let subscribers = 2;
     for _ in 0..subscribers {
         shop.subscribe(&url).await;
     }
-    let event_id = EventId::new_v4();
 
-    let (a, b, b_result) = race(&shop, "READ COMMITTED", FirstEnds::Committed, event_id).await;
-    let b_receipt = b_result.unwrap_or_else(|e| panic!("B's publish_in failed: {e:?}"));
-    commit(b).await;
-    assert_eq!(a.enqueued, subscribers);
-    assert_eq!(b_receipt.enqueued, 0, "A committed the event id first");
-    assert_eq!(shop.queued_for(event_id).await, subscribers, "one fan-out");
-    db.cleanup().await;
-}
-
-#[tokio::test]
-async fn a_rolled_back_first_transaction_lets_the_second_fan_out() {
-    let Some(db) = TestDb::connect("a_rolled_back_first_transaction_lets_the_second").await else {
-        return;
-    };
-    let shop = Shop::create(&db).await;
-    let (_receiver, url) = Receiver::start().await;
-    let subscribers = 2;
-    for _ in 0..subscribers {
-        shop.subscribe(&url).await;
+    // Whoever commits the event id first fans it out; a rolled-back first
+    // transaction leaves it to the second.
+    for (first, second_enqueues) in [
+        (FirstEnds::Committed, 0),
+        (FirstEnds::RolledBack, subscribers),
+    ] {
+        let event_id = EventId::new_v4();
+        let (a, b, b_result) = race(&shop, "READ COMMITTED", first, event_id).await;
+        let b_receipt =
+            b_result.unwrap_or_else(|e| panic!("{first:?}: B's publish_in failed: {e:?}"));
+        commit(b).await;
+        assert_eq!(a.enqueued, subscribers, "{first:?}");
+        assert_eq!(b_receipt.enqueued, second_enqueues, "{first:?}");
+        assert_eq!(
+            shop.queued_for(event_id).await,
+            subscribers,
+            "{first:?}: one fan-out"
+        );
     }
-    let event_id = EventId::new_v4();
-
-    let (a, b, b_result) = race(&shop, "READ COMMITTED", FirstEnds::RolledBack, event_id).await;
-    let b_receipt = b_result.unwrap_or_else(|e| panic!("B's publish_in failed: {e:?}"));
-    commit(b).await;
-    assert_eq!(a.enqueued, subscribers);
-    assert_eq!(
-        b_receipt.enqueued, subscribers,
-        "A's event id was rolled back"
-    );
-    assert_eq!(shop.queued_for(event_id).await, subscribers, "one fan-out");
     db.cleanup().await;
 }
 
 #[tokio::test]
 async fn under_snapshot_isolation_the_second_publisher_retries_and_enqueues_nothing() {
-    let Some(db) = TestDb::connect("under_snapshot_isolation_the_second_publisher").await else {
+    let Some((db, shop, _receiver, url)) =
+        open_shop("under_snapshot_isolation_the_second_publisher").await
+    else {
         return;
     };
-    let shop = Shop::create(&db).await;
-    let (_receiver, url) = Receiver::start().await;
     shop.subscribe(&url).await;
 
     for isolation in ["REPEATABLE READ", "SERIALIZABLE"] {
@@ -806,11 +794,10 @@ async fn under_snapshot_isolation_the_second_publisher_retries_and_enqueues_noth
 
 #[tokio::test]
 async fn the_fan_out_reaches_the_subscriptions_its_snapshot_sees() {
-    let Some(db) = TestDb::connect("the_fan_out_reaches_the_subscriptions").await else {
+    let Some((db, shop, receiver, url)) = open_shop("the_fan_out_reaches_the_subscriptions").await
+    else {
         return;
     };
-    let shop = Shop::create(&db).await;
-    let (receiver, url) = Receiver::start().await;
     let steady = shop.subscribe(&url).await;
     let disable: PatchWebhookSubscription = serde_json::from_value(json!({"enabled": false}))
         .unwrap_or_else(|e| panic!("patch refused: {e}"));
