@@ -8,7 +8,6 @@
 mod postgres_support;
 
 use std::convert::Infallible;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,7 +20,6 @@ use postgres_support::TestDb;
 use serde_json::json;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, SqlSafeStr, Transaction};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 use webhook_subscriptions::delivery::{PublishLimits, PublishReceipt, Worker};
 use webhook_subscriptions::model::{
@@ -38,9 +36,6 @@ const ORDER_CREATED: &str = "OrderCreated";
 
 /// The largest envelope the shop accepts, small enough to exceed in a test.
 const MAX_BODY_BYTES: usize = 4096;
-
-/// Set in a child process started by [`kill_host`]: what the child does.
-const CHILD_ENV: &str = "WEBHOOK_SUBSCRIPTIONS_OUTBOX_CHILD";
 
 /// A receiver on loopback answering 200; keeps the headers and body of every request.
 #[derive(Clone, Default)]
@@ -494,163 +489,174 @@ async fn an_invalid_event_is_refused_before_the_transaction_is_touched() {
     db.cleanup().await;
 }
 
-/// What a child process started by [`kill_host`] does before it waits to be killed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ChildStep {
-    /// Publishes and commits.
-    Commit,
-    /// Publishes and never commits.
-    Hold,
-}
-
-impl ChildStep {
-    fn name(self) -> &'static str {
-        match self {
-            ChildStep::Commit => "commit",
-            ChildStep::Hold => "hold",
-        }
-    }
-}
-
-/// In a child process started by [`kill_host`]: places the order described
-/// by [`CHILD_ENV`], says so on stdout and waits to be killed (exiting by
-/// itself after a minute). Does nothing in the test process itself.
-async fn run_as_child_if_asked() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else {
-        return;
-    };
-    let parts: Vec<&str> = spec.split(' ').collect();
-    let [step, store_schema, shop_schema, organization, event_id] = parts[..] else {
-        panic!("malformed {CHILD_ENV}: {spec}");
-    };
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|e| panic!("DATABASE_URL: {e}"));
-    let pool = postgres_support::pool(&url).await;
-    let store = PostgresStore::from_pool_with_config(
-        pool.clone(),
-        PostgresStoreConfig::new().with_schema(store_schema),
-    )
-    .unwrap_or_else(|e| panic!("store config refused: {e:?}"));
-    let organization = Organization::new(
-        OrganizationId(organization.parse().unwrap_or_else(|e| panic!("{e}"))),
-        "Shop",
-    );
-    let shop = Shop::open(pool, store, shop_schema.to_owned(), organization);
-    let event_id = EventId(event_id.parse().unwrap_or_else(|e| panic!("{e}")));
-    let mut tx = begin(&shop.pool, "READ COMMITTED").await;
-    shop.place_order(&mut tx, event_id)
-        .await
-        .unwrap_or_else(|e| panic!("publish_in failed: {e:?}"));
-    // `Hold` keeps the transaction open until the process dies.
-    let open = if step == ChildStep::Commit.name() {
-        commit(tx).await;
-        None
-    } else {
-        Some(tx)
-    };
-    println!("outbox child: {step} done");
-    tokio::time::sleep(Duration::from_secs(60)).await;
-    drop(open);
-    std::process::exit(1);
-}
-
-/// Sets up a shop subscribed to a loopback receiver, runs `test` of this
-/// binary again as a child process that places an order and does `step`,
-/// then kills it with SIGKILL. Returns the database, the shop, the receiver
-/// and the order's event id (`None` when the PostgreSQL tests are skipped).
-/// In the child process itself, it never returns.
+/// A host process killed with SIGKILL around its commit: the test binary
+/// runs one of these tests again as that process, told what to do by an
+/// environment variable.
 #[cfg(unix)]
-async fn kill_host(test: &str, step: ChildStep) -> Option<(TestDb, Shop, Receiver, EventId)> {
+mod host_process {
     use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
 
-    run_as_child_if_asked().await;
-    let (db, shop, receiver, url) = open_shop(test).await?;
-    shop.subscribe(&url).await;
-    let event_id = EventId::new_v4();
+    use tokio::io::{AsyncBufReadExt, BufReader};
 
-    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe failed: {e}"));
-    let spec = format!(
-        "{} {} {} {} {}",
-        step.name(),
-        shop.store.config().schema,
-        shop.schema,
-        shop.organization.id,
-        event_id
-    );
-    let mut child = tokio::process::Command::new(exe)
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, spec)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting the host process failed: {e}"));
-    let stdout = child
-        .stdout
-        .take()
-        .unwrap_or_else(|| panic!("the child's stdout is not piped"));
-    let marker = format!("outbox child: {} done", step.name());
-    let mut lines = BufReader::new(stdout).lines();
-    let reached = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.contains(&marker) {
-                return true;
+    use super::*;
+
+    /// Set in a child process started by [`kill_host`]: what the child does.
+    pub const CHILD_ENV: &str = "WEBHOOK_SUBSCRIPTIONS_OUTBOX_CHILD";
+
+    /// What a child process started by [`kill_host`] does before it waits to be killed.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum ChildStep {
+        /// Publishes and commits.
+        Commit,
+        /// Publishes and never commits.
+        Hold,
+    }
+
+    impl ChildStep {
+        fn name(self) -> &'static str {
+            match self {
+                ChildStep::Commit => "commit",
+                ChildStep::Hold => "hold",
             }
         }
-        false
-    })
-    .await;
-    assert_eq!(
-        reached,
-        Ok(true),
-        "the host process never reported `{marker}`"
-    );
-    child
-        .start_kill()
-        .unwrap_or_else(|e| panic!("killing the host process failed: {e}"));
-    let status = child
-        .wait()
-        .await
-        .unwrap_or_else(|e| panic!("waiting for the host process failed: {e}"));
-    assert_eq!(status.signal(), Some(9), "the host must die of SIGKILL");
-    Some((db, shop, receiver, event_id))
-}
+    }
 
-#[cfg(unix)]
-#[tokio::test]
-async fn a_host_killed_after_its_commit_is_delivered_after_restart() {
-    let test = "a_host_killed_after_its_commit_is_delivered_after_restart";
-    let Some((db, shop, receiver, event_id)) = kill_host(test, ChildStep::Commit).await else {
-        return;
-    };
-    assert!(shop.has_order(event_id).await, "the host's commit holds");
-    // The restarted host: a new pool and a worker that never ran before.
-    let restarted = postgres_support::store_in(&db.url, &shop.store.config().schema).await;
-    assert_eq!(Shop::deliver_with(restarted.clone()).await, 1);
-    assert_eq!(Shop::deliver_with(restarted).await, 0);
-    assert_eq!(receiver.event_ids(), [event_id.to_string()]);
-    db.cleanup().await;
-}
+    /// In a child process started by [`kill_host`]: places the order described
+    /// by [`CHILD_ENV`], says so on stdout and waits to be killed (exiting by
+    /// itself after a minute). Does nothing in the test process itself.
+    async fn run_as_child_if_asked() {
+        let Ok(spec) = std::env::var(CHILD_ENV) else {
+            return;
+        };
+        let parts: Vec<&str> = spec.split(' ').collect();
+        let [step, store_schema, shop_schema, organization, event_id] = parts[..] else {
+            panic!("malformed {CHILD_ENV}: {spec}");
+        };
+        let url = std::env::var("DATABASE_URL").unwrap_or_else(|e| panic!("DATABASE_URL: {e}"));
+        let pool = postgres_support::pool(&url).await;
+        let store = PostgresStore::from_pool_with_config(
+            pool.clone(),
+            PostgresStoreConfig::new().with_schema(store_schema),
+        )
+        .unwrap_or_else(|e| panic!("store config refused: {e:?}"));
+        let organization = Organization::new(
+            OrganizationId(organization.parse().unwrap_or_else(|e| panic!("{e}"))),
+            "Shop",
+        );
+        let shop = Shop::open(pool, store, shop_schema.to_owned(), organization);
+        let event_id = EventId(event_id.parse().unwrap_or_else(|e| panic!("{e}")));
+        let mut tx = begin(&shop.pool, "READ COMMITTED").await;
+        shop.place_order(&mut tx, event_id)
+            .await
+            .unwrap_or_else(|e| panic!("publish_in failed: {e:?}"));
+        // `Hold` keeps the transaction open until the process dies.
+        let open = if step == ChildStep::Commit.name() {
+            commit(tx).await;
+            None
+        } else {
+            Some(tx)
+        };
+        println!("outbox child: {step} done");
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop(open);
+        std::process::exit(1);
+    }
 
-#[cfg(unix)]
-#[tokio::test]
-async fn a_host_killed_before_its_commit_publishes_nothing() {
-    let test = "a_host_killed_before_its_commit_publishes_nothing";
-    let Some((db, shop, receiver, event_id)) = kill_host(test, ChildStep::Hold).await else {
-        return;
-    };
-    let restarted = postgres_support::store_in(&db.url, &shop.store.config().schema).await;
-    assert_eq!(Shop::deliver_with(restarted).await, 0);
-    // Waits, if need be, for PostgreSQL to roll back the dead host's
-    // transaction: its event id is free again, its order gone.
-    let mut tx = begin(&shop.pool, "READ COMMITTED").await;
-    let retried = shop
-        .place_order(&mut tx, event_id)
-        .await
-        .unwrap_or_else(|e| panic!("publish_in failed: {e:?}"));
-    assert_eq!(retried.enqueued, 1, "the dead transaction queued nothing");
-    rollback(tx).await;
-    assert!(!shop.has_order(event_id).await);
-    assert!(receiver.event_ids().is_empty());
-    db.cleanup().await;
+    /// Sets up a shop subscribed to a loopback receiver, runs `test` of this
+    /// binary again as a child process that places an order and does `step`,
+    /// then kills it with SIGKILL. Returns the database, the shop, the receiver
+    /// and the order's event id (`None` when the PostgreSQL tests are skipped).
+    /// In the child process itself, it never returns.
+    async fn kill_host(test: &str, step: ChildStep) -> Option<(TestDb, Shop, Receiver, EventId)> {
+        run_as_child_if_asked().await;
+        let (db, shop, receiver, url) = open_shop(test).await?;
+        shop.subscribe(&url).await;
+        let event_id = EventId::new_v4();
+
+        let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe failed: {e}"));
+        let spec = format!(
+            "{} {} {} {} {}",
+            step.name(),
+            shop.store.config().schema,
+            shop.schema,
+            shop.organization.id,
+            event_id
+        );
+        let mut child = tokio::process::Command::new(exe)
+            .args([test, "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, spec)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting the host process failed: {e}"));
+        let stdout = child
+            .stdout
+            .take()
+            .unwrap_or_else(|| panic!("the child's stdout is not piped"));
+        let marker = format!("outbox child: {} done", step.name());
+        let mut lines = BufReader::new(stdout).lines();
+        let reached = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains(&marker) {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(
+            reached,
+            Ok(true),
+            "the host process never reported `{marker}`"
+        );
+        child
+            .start_kill()
+            .unwrap_or_else(|e| panic!("killing the host process failed: {e}"));
+        let status = child
+            .wait()
+            .await
+            .unwrap_or_else(|e| panic!("waiting for the host process failed: {e}"));
+        assert_eq!(status.signal(), Some(9), "the host must die of SIGKILL");
+        Some((db, shop, receiver, event_id))
+    }
+
+    #[tokio::test]
+    async fn a_host_killed_after_its_commit_is_delivered_after_restart() {
+        let test = "host_process::a_host_killed_after_its_commit_is_delivered_after_restart";
+        let Some((db, shop, receiver, event_id)) = kill_host(test, ChildStep::Commit).await else {
+            return;
+        };
+        assert!(shop.has_order(event_id).await, "the host's commit holds");
+        // The restarted host: a new pool and a worker that never ran before.
+        let restarted = postgres_support::store_in(&db.url, &shop.store.config().schema).await;
+        assert_eq!(Shop::deliver_with(restarted.clone()).await, 1);
+        assert_eq!(Shop::deliver_with(restarted).await, 0);
+        assert_eq!(receiver.event_ids(), [event_id.to_string()]);
+        db.cleanup().await;
+    }
+
+    #[tokio::test]
+    async fn a_host_killed_before_its_commit_publishes_nothing() {
+        let test = "host_process::a_host_killed_before_its_commit_publishes_nothing";
+        let Some((db, shop, receiver, event_id)) = kill_host(test, ChildStep::Hold).await else {
+            return;
+        };
+        let restarted = postgres_support::store_in(&db.url, &shop.store.config().schema).await;
+        assert_eq!(Shop::deliver_with(restarted).await, 0);
+        // Waits, if need be, for PostgreSQL to roll back the dead host's
+        // transaction: its event id is free again, its order gone.
+        let mut tx = begin(&shop.pool, "READ COMMITTED").await;
+        let retried = shop
+            .place_order(&mut tx, event_id)
+            .await
+            .unwrap_or_else(|e| panic!("publish_in failed: {e:?}"));
+        assert_eq!(retried.enqueued, 1, "the dead transaction queued nothing");
+        rollback(tx).await;
+        assert!(!shop.has_order(event_id).await);
+        assert!(receiver.event_ids().is_empty());
+        db.cleanup().await;
+    }
 }
 
 /// How the first of two racing transactions ends.
