@@ -315,6 +315,8 @@ impl WebhookService {
     ///
     /// # Isolation levels
     ///
+    /// Any level works; each changes which subscriptions the fan-out sees.
+    ///
     /// - **READ COMMITTED** (PostgreSQL's default, recommended): the fan-out
     ///   reaches every subscription committed before the publish statement
     ///   starts.
