@@ -11,7 +11,9 @@
 //! - fan-out is one statement: the event id is inserted for de-duplication
 //!   and the deliveries for every enabled subscriber in the same implicit
 //!   transaction, so a crash never leaves half an event queued; the payload
-//!   is stored once per event and joined by deliveries and logs;
+//!   is stored once per event and joined by deliveries and logs. On the
+//!   host's own connection ([`PostgresStore::enqueue_event_in`]) the same
+//!   statement joins the host's transaction instead;
 //! - claims lease the earliest due rows with `FOR UPDATE SKIP LOCKED` in one
 //!   statement; the HTTP call happens outside any transaction;
 //! - recording an attempt is one statement: log, trim the log, and apply the
