@@ -46,9 +46,11 @@ type Received = Arc<Mutex<Vec<(http::HeaderMap, Bytes)>>>;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let Ok(database_url) = std::env::var("DATABASE_URL") else {
-        return Err("set DATABASE_URL to a scratch PostgreSQL database, \
-                    e.g. export DATABASE_URL=\"$(scripts/pg-test-db.sh create)\""
-            .into());
+        eprintln!(
+            "set DATABASE_URL to a scratch PostgreSQL database, e.g.\n  \
+             export DATABASE_URL=\"$(scripts/pg-test-db.sh create)\""
+        );
+        std::process::exit(2);
     };
 
     // 1. A receiver on loopback.
