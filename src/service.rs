@@ -20,6 +20,8 @@ use crate::model::{
     TestEventReceipt, TEST_EVENT,
 };
 use crate::model::{Event, Organization};
+#[cfg(feature = "postgres")]
+use crate::storage::PostgresStore;
 use crate::storage::{FailedSelection, MemoryStore, Storage};
 use crate::validate::Validator;
 use crate::RequestContext;
@@ -466,6 +468,108 @@ impl WebhookService {
             secret_key: rotated.secret_key,
             previous_secret_expires_at: rotated.previous_secret.map(|p| p.expires_at),
         })
+    }
+}
+
+/// Publishing inside the host's own PostgreSQL transaction (feature `postgres`).
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+impl WebhookService {
+    /// Publishes like [`publish`](Self::publish), but writes on the host's
+    /// own PostgreSQL `connection`, typically inside its transaction (a
+    /// transactional outbox): workers see the deliveries once the host
+    /// commits, and a rollback leaves nothing, so an event is queued if and
+    /// only if the change that caused it is committed. A host killed after
+    /// its commit loses nothing; one killed before it publishes nothing.
+    ///
+    /// `store` is where workers claim from, normally the store this service
+    /// was built over; its schema may sit beside the host's tables in any
+    /// other schema of the database, as every statement names it. The
+    /// event is validated, wrapped, size-checked and de-duplicated exactly
+    /// as by `publish`. An invalid event is refused before anything is
+    /// written, so the transaction stays usable; a database error aborts the
+    /// transaction, as any failed statement does, so roll it back.
+    ///
+    /// ```no_run
+    /// # async fn demo(service: webhook_subscriptions::WebhookService,
+    /// #     store: webhook_subscriptions::storage::PostgresStore, pool: sqlx::PgPool)
+    /// #     -> Result<(), Box<dyn std::error::Error>> {
+    /// use serde_json::json;
+    /// use webhook_subscriptions::model::{Event, Organization, OrganizationId};
+    ///
+    /// let organization = Organization::new(OrganizationId::new_v4(), "Acme");
+    /// let mut tx = pool.begin().await?;
+    /// sqlx::query("INSERT INTO orders (id, total_cents) VALUES ($1, $2)")
+    ///     .bind(uuid::Uuid::new_v4())
+    ///     .bind(4200_i64)
+    ///     .execute(&mut *tx)
+    ///     .await?;
+    /// let event = Event::new("OrderCreated", json!({"totalCents": 4200}));
+    /// service.publish_in(&store, &mut tx, &organization, event).await?;
+    /// tx.commit().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # The same event id in concurrent transactions
+    ///
+    /// Publishing inserts the event id, so a second transaction publishing
+    /// the same id for the organization waits for the first to end. If the
+    /// first rolls back, the second fans out; if it commits, the second
+    /// enqueues nothing (`enqueued == 0`) under READ COMMITTED, and fails
+    /// with a serialization failure under REPEATABLE READ and SERIALIZABLE.
+    ///
+    /// # Isolation levels
+    ///
+    /// Any level works; each changes which subscriptions the fan-out sees.
+    ///
+    /// - **READ COMMITTED** (PostgreSQL's default, recommended): the fan-out
+    ///   reaches every subscription committed before the publish statement
+    ///   starts.
+    /// - **REPEATABLE READ**: the fan-out reaches the subscriptions of the
+    ///   transaction's snapshot, taken at its first statement. A subscription
+    ///   created or enabled after that misses the event; one disabled,
+    ///   unsubscribed or deleted after it still gets a delivery queued, which
+    ///   the worker checks again and does not send.
+    /// - **SERIALIZABLE**: as REPEATABLE READ; besides, PostgreSQL may fail
+    ///   any statement of the transaction, the publish included, or its
+    ///   commit with a serialization failure when it conflicts with another
+    ///   serializable transaction.
+    ///
+    /// After a serialization failure roll back and retry the whole
+    /// transaction, the publish included: nothing of the failed try was
+    /// queued. Choose the event id once, before the first try
+    /// ([`Event::with_id`]): then a retry after an unclear outcome (the
+    /// connection lost during `COMMIT`) enqueues nothing a second time. The
+    /// database error is the [`source`](std::error::Error::source) of the
+    /// returned [`Error::Internal`], an [`sqlx::Error`]:
+    ///
+    /// ```
+    /// fn is_serialization_failure(error: &webhook_subscriptions::Error) -> bool {
+    ///     std::error::Error::source(error)
+    ///         .and_then(|source| source.downcast_ref::<sqlx::Error>())
+    ///         .and_then(|source| source.as_database_error())
+    ///         .and_then(|source| source.code())
+    ///         .is_some_and(|code| code == "40001")
+    /// }
+    /// ```
+    pub async fn publish_in(
+        &self,
+        store: &PostgresStore,
+        connection: &mut sqlx::PgConnection,
+        organization: &Organization,
+        event: Event,
+    ) -> Result<PublishReceipt> {
+        delivery::publish_in(
+            store,
+            connection,
+            &*self.clock,
+            self.validator.catalogue(),
+            &self.limits,
+            organization,
+            event,
+        )
+        .await
     }
 }
 

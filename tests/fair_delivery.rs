@@ -255,6 +255,7 @@ async fn memory_store_keeps_a_fast_tenant_flowing_past_a_tarpit_tenant() {
 
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(postgres_tests_ignored, ignore = "needs PostgreSQL: set DATABASE_URL")]
 async fn postgres_store_keeps_a_fast_tenant_flowing_past_a_tarpit_tenant() {
     let Some(db) = postgres_support::TestDb::connect(
         "postgres_store_keeps_a_fast_tenant_flowing_past_a_tarpit_tenant",

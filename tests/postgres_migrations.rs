@@ -107,6 +107,17 @@ async fn every_object_lives_in_the_configured_schema() {
     let Some(db) = TestDb::connect("every_object_lives_in_the_configured_schema").await else {
         return;
     };
+    // Counted before and after: a host (or `examples/outbox.rs`) may have
+    // its own in this database.
+    let sqlx_tables = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = '_sqlx_migrations'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap_or_else(|e| panic!("reading the catalog failed: {e}"))
+    };
+    let hosts = sqlx_tables().await;
     let store = db.store().await;
     let schema = store.config().schema.clone();
     assert_eq!(
@@ -121,15 +132,10 @@ async fn every_object_lives_in_the_configured_schema() {
         ],
         "the store's tables, its version table included, live in its schema"
     );
-    let sqlx_tables: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = '_sqlx_migrations'",
-    )
-    .fetch_one(&db.pool)
-    .await
-    .unwrap_or_else(|e| panic!("reading the catalog failed: {e}"));
     assert_eq!(
-        sqlx_tables, 0,
-        "the store must not touch sqlx's migrations table, which belongs to the host"
+        sqlx_tables().await,
+        hosts,
+        "the store must not create sqlx's migrations table, which belongs to the host"
     );
     drop(store);
     db.cleanup().await;

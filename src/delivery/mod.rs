@@ -2,7 +2,8 @@
 //!
 //! - [`publish`] turns a host's [`Event`](crate::model::Event) into one
 //!   envelope, serialized once, and lets the store fan it out to every
-//!   enabled subscription that wants it.
+//!   enabled subscription that wants it; `publish_in` (feature `postgres`)
+//!   does it inside the host's own PostgreSQL transaction.
 //! - [`Outcome::classify`] says what an attempt's result means and
 //!   [`delivery_detail`] how it is logged; [`RetryPolicy`] decides, from
 //!   that classification alone, when to try again.
@@ -30,6 +31,9 @@ mod worker;
 #[cfg(feature = "runtime-tokio")]
 pub use events::{DeliveryRef, DisableReason, FailureReason, StoreOperation, WorkerEvent};
 pub use outcome::{delivery_detail, retry_after, AttemptResult, Outcome};
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use publish::publish_in;
 pub use publish::{prepare_event, publish, PublishLimits, PublishReceipt, DEFAULT_MAX_BODY_BYTES};
 pub use redeliver::redeliver;
 pub use request::{build_request, InvalidRequest, DELIVERY_USER_AGENT};

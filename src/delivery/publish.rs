@@ -9,6 +9,8 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::model::time::truncate_to_millis;
 use crate::model::{Event, EventCatalogue, EventEnvelope, EventId, NewEvent, Organization};
+#[cfg(feature = "postgres")]
+use crate::storage::PostgresStore;
 use crate::storage::Storage;
 
 /// The default cap on a delivered body: 256 KiB.
@@ -64,12 +66,43 @@ pub async fn publish(
 ) -> Result<PublishReceipt> {
     let new_event = prepare_event(catalogue, limits, organization, event, clock.now())?;
     let enqueued = storage.enqueue_event(&new_event).await?;
+    Ok(receipt(&new_event, enqueued))
+}
+
+/// [`publish`] on the host's own PostgreSQL `connection`, typically inside
+/// its transaction (a transactional outbox): the deliveries are written into
+/// `store`'s schema on that connection, so workers see them once the host
+/// commits and a rollback leaves nothing.
+///
+/// Validation, envelope, size limit and de-duplication are those of
+/// [`publish`]; an invalid event is refused before anything is written.
+/// [`WebhookService::publish_in`](crate::WebhookService::publish_in) explains
+/// concurrent publishers and isolation levels.
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub async fn publish_in(
+    store: &PostgresStore,
+    connection: &mut sqlx::PgConnection,
+    clock: &dyn Clock,
+    catalogue: &EventCatalogue,
+    limits: &PublishLimits,
+    organization: &Organization,
+    event: Event,
+) -> Result<PublishReceipt> {
+    let new_event = prepare_event(catalogue, limits, organization, event, clock.now())?;
+    let enqueued = store.enqueue_event_in(connection, &new_event).await?;
+    Ok(receipt(&new_event, enqueued))
+}
+
+/// The receipt of a publish that enqueued `enqueued` deliveries of `event`,
+/// counted in the metrics.
+fn receipt(event: &NewEvent, enqueued: usize) -> PublishReceipt {
     #[cfg(feature = "metrics")]
     super::metrics::record_published(enqueued);
-    Ok(PublishReceipt {
-        event_id: new_event.event_id,
+    PublishReceipt {
+        event_id: event.event_id,
         enqueued,
-    })
+    }
 }
 
 /// Builds the queue record for `event` without storing it (pure).

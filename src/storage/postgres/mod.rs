@@ -11,7 +11,9 @@
 //! - fan-out is one statement: the event id is inserted for de-duplication
 //!   and the deliveries for every enabled subscriber in the same implicit
 //!   transaction, so a crash never leaves half an event queued; the payload
-//!   is stored once per event and joined by deliveries and logs;
+//!   is stored once per event and joined by deliveries and logs. On the
+//!   host's own connection ([`PostgresStore::enqueue_event_in`]) the same
+//!   statement joins the host's transaction instead;
 //! - claims lease the earliest due rows with `FOR UPDATE SKIP LOCKED` in one
 //!   statement; the HTTP call happens outside any transaction;
 //! - recording an attempt is one statement: log, trim the log, and apply the
@@ -280,7 +282,10 @@ impl PostgresStore {
 
     /// [`Storage::enqueue_event`] on the host's own connection, typically
     /// inside its transaction (a transactional outbox): the event is queued
-    /// if and only if the host's transaction commits.
+    /// if and only if the host's transaction commits. Hosts usually call
+    /// [`WebhookService::publish_in`](crate::WebhookService::publish_in),
+    /// which builds and checks the event first and explains how concurrent
+    /// publishers and isolation levels behave.
     ///
     /// ```no_run
     /// # async fn demo(store: webhook_subscriptions::storage::PostgresStore,
