@@ -1,4 +1,4 @@
-//! The crate's one public [`Error`] and its HTTP mapping (SPEC section 3).
+//! The crate's one public [`Error`] and its HTTP mapping.
 
 use std::fmt;
 

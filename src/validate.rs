@@ -1,4 +1,4 @@
-//! Request validation (SPEC 1-2): pure functions that turn a create or patch
+//! Request validation: pure functions that turn a create or patch
 //! request into checked values, reporting every problem with the field it is in.
 
 use std::collections::{BTreeMap, BTreeSet};

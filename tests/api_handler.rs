@@ -1,4 +1,4 @@
-//! Black-box tests of the REST handler (SPEC 3 and 4) over the memory store.
+//! Black-box tests of the REST handler over the memory store.
 
 use std::sync::{Arc, Mutex};
 

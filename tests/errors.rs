@@ -1,5 +1,5 @@
 //! Each error kind maps to its HTTP status and a message starting with the
-//! phrase of SPEC 3.
+//! phrase of its kind.
 
 use http::StatusCode;
 use webhook_subscriptions::{Error, Operation, ValidationErrors};

@@ -1,4 +1,4 @@
-//! One case per rule of SPEC 1-2, good and bad, plus property tests that
+//! One case per validation rule, good and bad, plus property tests that
 //! validation never panics.
 
 use std::collections::BTreeMap;

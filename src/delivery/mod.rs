@@ -1,4 +1,4 @@
-//! The delivery engine (SPEC 5 and 6).
+//! The delivery engine.
 //!
 //! - [`publish`] turns a host's [`Event`](crate::model::Event) into one
 //!   envelope, serialized once, and lets the store fan it out to every

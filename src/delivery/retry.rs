@@ -18,7 +18,7 @@ pub const MAX_DELAY: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 /// The most retries (delays) a policy accepts.
 pub const MAX_RETRIES: usize = 100;
 
-/// The default schedule after the first attempt (SPEC 6).
+/// The default schedule after the first attempt.
 const DEFAULT_DELAYS: [Duration; 7] = [
     Duration::from_secs(5),
     Duration::from_secs(5 * 60),

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::ids::{EventId, OrganizationId};
 
-/// The built-in catalogue: the conversation platform's event names (SPEC 5).
+/// The built-in catalogue: the conversation platform's event names.
 pub const CONVERSATION_EVENTS: &[&str] = &[
     "ConversationCreated",
     "ConversationOpen",
@@ -141,7 +141,7 @@ impl EventCatalogue {
         })
     }
 
-    /// The built-in conversation catalogue of SPEC 5.
+    /// The built-in conversation catalogue.
     pub fn conversation() -> Self {
         Self::new(CONVERSATION_EVENTS.iter().copied())
             .unwrap_or_else(|e| unreachable!("built-in catalogue is valid: {e}"))
@@ -210,7 +210,7 @@ impl Organization {
     }
 }
 
-/// The JSON body of every delivery (SPEC 5); field order is the wire order.
+/// The JSON body of every delivery; field order is the wire order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventEnvelope {
     /// Idempotency key receivers dedupe on.

@@ -1,4 +1,4 @@
-//! Domain types and their wire format (SPEC 1, 2, 4 and 5). Pure data: no I/O.
+//! Domain types and their wire format. Pure data: no I/O.
 
 mod authorization;
 mod delivery;

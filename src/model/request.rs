@@ -1,4 +1,4 @@
-//! The create and patch request bodies (SPEC 2).
+//! The create and patch request bodies.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -1,4 +1,4 @@
-//! Signing schemes and receiver-side verification (SPEC section 6).
+//! Signing schemes and receiver-side verification.
 //!
 //! Pure code: no clock reads and no I/O; the time of an attempt and the
 //! receiver's `now` are passed in.
