@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --example server -- [--addr HOST:PORT] [--allow-private-targets]
 //!     [--retry-delays-ms 100,200,...] [--database-url URL] [--lease-ms N]
-//!     [--insecure-trust-identity-headers]
+//!     [--max-in-flight-per-subscription N] [--insecure-trust-identity-headers]
 //! ```
 //!
 //! The first line on stdout, once the server accepts connections, is
@@ -33,7 +33,10 @@
 //!   refused by default);
 //! - `--retry-delays-ms` sets the delays between attempts (no jitter);
 //! - `--lease-ms` sets its lease; each attempt may take up to
-//!   `min(15 s, lease - 5 s)`.
+//!   `min(15 s, lease - 5 s)`;
+//! - `--max-in-flight-per-subscription` sets how many attempts one
+//!   subscription may have in flight (default 4; a benchmark with one busy
+//!   endpoint raises it).
 //!
 //! `--database-url` stores everything in PostgreSQL (feature `postgres`)
 //! instead of memory. The example needs feature `http-client` and `metrics`
@@ -92,7 +95,7 @@ const HEALTH_STORE_TIMEOUT: Duration = Duration::from_secs(2);
 
 const USAGE: &str = "usage: server [--addr HOST:PORT] [--allow-private-targets] \
 [--retry-delays-ms MS,MS,...] [--database-url URL] [--lease-ms N] \
-[--insecure-trust-identity-headers]";
+[--max-in-flight-per-subscription N] [--insecure-trust-identity-headers]";
 
 /// How long a client may take to send its request headers (slowloris).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -113,6 +116,7 @@ struct Options {
     retry_delays_ms: Option<Vec<u64>>,
     database_url: Option<String>,
     lease_ms: Option<u64>,
+    max_in_flight_per_subscription: Option<usize>,
     insecure_trust_identity_headers: bool,
 }
 
@@ -124,6 +128,7 @@ impl Options {
             retry_delays_ms: None,
             database_url: None,
             lease_ms: None,
+            max_in_flight_per_subscription: None,
             insecure_trust_identity_headers: false,
         };
         while let Some(arg) = args.next() {
@@ -155,6 +160,12 @@ impl Options {
                 "--lease-ms" => {
                     let lease = value()?.parse().map_err(|e| format!("--lease-ms: {e}"))?;
                     options.lease_ms = Some(lease);
+                }
+                "--max-in-flight-per-subscription" => {
+                    let cap = value()?
+                        .parse()
+                        .map_err(|e| format!("--max-in-flight-per-subscription: {e}"))?;
+                    options.max_in_flight_per_subscription = Some(cap);
                 }
                 "--insecure-trust-identity-headers" if inline.is_none() => {
                     options.insecure_trust_identity_headers = true;
@@ -607,6 +618,9 @@ fn start_worker(
         .on_event(log_event);
     if let Some(lease) = lease {
         worker = worker.lease_duration(lease);
+    }
+    if let Some(cap) = options.max_in_flight_per_subscription {
+        worker = worker.max_in_flight_per_subscription(cap);
     }
     if let Some(delays) = &options.retry_delays_ms {
         let delays = delays.iter().map(|ms| Duration::from_millis(*ms)).collect();

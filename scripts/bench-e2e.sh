@@ -16,7 +16,8 @@
 # so the latency needs no clock shared beyond the machine's own.
 #
 # Environment: BENCH_SECONDS (default 15), BENCH_CONNECTIONS (default 32),
-# BENCH_THREADS (default 2), DATABASE_URL (default: a fresh database from
+# BENCH_THREADS (default 2), BENCH_IN_FLIGHT (attempts in flight for the one
+# subscription, default 32, the worker's concurrency), DATABASE_URL (default: a fresh database from
 # scripts/pg-test-db.sh, dropped afterwards), BENCH_STORE=memory to run the
 # server on MemoryStore instead.
 # Needs wrk and nginx (Debian packages; installed when missing and root).
@@ -102,7 +103,10 @@ CONF
 "$NGINX" -p "$WORK" -c "$WORK/nginx.conf"
 NGINX_STARTED=1
 
+# One endpoint takes everything here, as in the peers' runs, so it gets as
+# many attempts in flight as the worker has slots (the default cap is 4).
 target/release/examples/server --addr 127.0.0.1:0 --allow-private-targets \
+    --max-in-flight-per-subscription "${BENCH_IN_FLIGHT:-32}" \
     "${STORE_ARGS[@]}" >"$WORK/server.out" 2>"$WORK/server.err" &
 SERVER_PID=$!
 URL=
