@@ -20,6 +20,7 @@ use crate::model::EventCatalogue;
 use crate::service::WebhookService;
 use crate::signature::SignatureScheme;
 use crate::storage::Storage;
+use crate::transport::AddressPolicy;
 use crate::validate::Validator;
 
 /// How long one delivery attempt may take, connect to last byte, unless
@@ -60,6 +61,7 @@ pub struct Webhooks {
     api: ApiHandler,
     scheme: SignatureScheme,
     transport_timeout: Duration,
+    address_policy: AddressPolicy,
 }
 
 /// Configures [`Webhooks`]; [`build`](WebhooksBuilder::build) checks it.
@@ -75,6 +77,7 @@ pub struct WebhooksBuilder {
     transport_timeout: Duration,
     base_path: String,
     max_body_bytes: usize,
+    address_policy: AddressPolicy,
 }
 
 impl WebhooksBuilder {
@@ -141,6 +144,16 @@ impl WebhooksBuilder {
         self
     }
 
+    /// Which target addresses deliveries may reach (default: public
+    /// addresses only, see [`AddressPolicy`]). Validation refuses a
+    /// subscription URL whose literal host or port the policy blocks, and
+    /// [`Webhooks::http_transport_builder`] starts from the same policy, so
+    /// a tenant learns at once what the transport would refuse.
+    pub fn address_policy(mut self, policy: AddressPolicy) -> Self {
+        self.address_policy = policy;
+        self
+    }
+
     /// The configured engine, or [`Error::InvalidConfiguration`] for an
     /// invalid event name, a zero transport timeout, or a malformed base
     /// path or body limit.
@@ -157,7 +170,8 @@ impl WebhooksBuilder {
                 "transport timeout must not be zero".to_owned(),
             ));
         }
-        let validator = Validator::new(catalogue, self.scheme.reserved_header_names());
+        let validator = Validator::new(catalogue, self.scheme.reserved_header_names())
+            .with_address_policy(self.address_policy.clone());
         let service = WebhookService::builder(self.storage)
             .clock(self.clock)
             .validator(validator)
@@ -172,6 +186,7 @@ impl WebhooksBuilder {
             api,
             scheme: self.scheme,
             transport_timeout: self.transport_timeout,
+            address_policy: self.address_policy,
         })
     }
 }
@@ -189,6 +204,7 @@ impl Webhooks {
             transport_timeout: DEFAULT_TRANSPORT_TIMEOUT,
             base_path: DEFAULT_BASE_PATH.to_owned(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            address_policy: AddressPolicy::default(),
         }
     }
 
@@ -249,9 +265,11 @@ impl Webhooks {
 
 #[cfg(feature = "http-client-no-provider")]
 impl Webhooks {
-    /// An HTTP transport builder whose whole-request timeout is the
-    /// configured transport timeout (the SSRF guard on, as always).
+    /// An HTTP transport builder with the configured transport timeout and
+    /// address policy (the SSRF guard on, as always).
     pub fn http_transport_builder(&self) -> crate::transport::HttpTransportBuilder {
-        crate::transport::HttpTransport::builder().timeout(self.transport_timeout)
+        crate::transport::HttpTransport::builder()
+            .timeout(self.transport_timeout)
+            .address_policy(self.address_policy.clone())
     }
 }

@@ -4,6 +4,7 @@
 
 mod delivery_support;
 
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use webhook_subscriptions::signature::{
     SignatureScheme, StandardWebhooksScheme, DEFAULT_TOLERANCE,
 };
 use webhook_subscriptions::storage::MemoryStore;
+use webhook_subscriptions::transport::{AddressPolicy, IpNetwork};
 use webhook_subscriptions::{Error, RequestContext, Webhooks, DEFAULT_TRANSPORT_TIMEOUT};
 
 fn create_request(events: &[&str], headers: serde_json::Value) -> CreateWebhookSubscription {
@@ -209,4 +211,30 @@ fn a_host_catalogue_replaces_the_built_in_one_and_events_add_to_it() {
         .expect("a valid configuration");
     let names: Vec<&str> = webhooks.service().catalogue().names().collect();
     assert_eq!(names, ["InvoicePaid", "InvoiceOverdue"]);
+}
+
+#[tokio::test]
+async fn the_address_policy_is_configured_once_for_validation() {
+    let ctx = RequestContext::new(OrganizationId::new_v4(), UserId::new_v4());
+    let loopback_target: CreateWebhookSubscription = serde_json::from_value(json!({
+        "name": "Local", "url": "http://127.0.0.1:9/hooks", "events": ["ConversationCreated"],
+    }))
+    .expect("a well-formed create request");
+
+    let guarded = Webhooks::builder(Arc::new(MemoryStore::new()))
+        .build()
+        .expect("a valid configuration");
+    let refused = guarded.service().create(&ctx, &loopback_target).await;
+    assert!(
+        matches!(&refused, Err(Error::Validation { .. })),
+        "the default policy refuses a loopback target: {refused:?}"
+    );
+
+    let loopback = IpNetwork::new(Ipv4Addr::LOCALHOST.into(), 32).expect("a network");
+    let allowing = Webhooks::builder(Arc::new(MemoryStore::new()))
+        .address_policy(AddressPolicy::default().allow_network(loopback))
+        .build()
+        .expect("a valid configuration");
+    let created = allowing.service().create(&ctx, &loopback_target).await;
+    assert!(created.is_ok(), "the allowing policy takes it: {created:?}");
 }
