@@ -23,6 +23,8 @@
 # Needs wrk and nginx (Debian packages; installed when missing and root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 SECONDS_RUN=${BENCH_SECONDS:-15}
 CONNECTIONS=${BENCH_CONNECTIONS:-32}
@@ -109,21 +111,7 @@ target/release/examples/server --addr 127.0.0.1:0 --allow-private-targets \
     --max-in-flight-per-subscription "${BENCH_IN_FLIGHT:-32}" \
     "${STORE_ARGS[@]}" >"$WORK/server.out" 2>"$WORK/server.err" &
 SERVER_PID=$!
-URL=
-for _ in $(seq 1 200); do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        echo "the server exited before listening:" >&2
-        cat "$WORK/server.err" >&2
-        exit 1
-    fi
-    line=$(head -n 1 "$WORK/server.out")
-    if [[ "$line" == "listening on http://"* ]]; then
-        URL=${line#listening on }
-        break
-    fi
-    sleep 0.1
-done
-[[ -n "$URL" ]] || { echo "the server did not start listening" >&2; exit 1; }
+URL=$(wait_for_server "$SERVER_PID" "$WORK")
 
 # One subscription to the event, pointing at nginx.
 curl -fsS -o /dev/null -X POST "$URL/v1/webhooks" \

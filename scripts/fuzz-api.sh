@@ -7,6 +7,8 @@
 # (default fixed, so CI runs are reproducible), FUZZ_TIMEOUT_SECS (default 600).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 SCHEMATHESIS_VERSION=4.32.5
 MAX_EXAMPLES=${FUZZ_MAX_EXAMPLES:-50}
@@ -47,24 +49,7 @@ cargo run --quiet --features "$FEATURES" --example server -- --addr 127.0.0.1:0 
     >"$WORK/server.out" 2>"$WORK/server.err" &
 SERVER_PID=$!
 
-URL=
-for _ in $(seq 1 240); do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        echo "the server exited before listening:" >&2
-        cat "$WORK/server.err" >&2
-        exit 1
-    fi
-    line=$(head -n 1 "$WORK/server.out")
-    if [[ "$line" == "listening on http://"* ]]; then
-        URL=${line#listening on }
-        break
-    fi
-    sleep 0.5
-done
-if [[ -z "$URL" ]]; then
-    echo "the server did not report its address in time" >&2
-    exit 1
-fi
+URL=$(wait_for_server "$SERVER_PID" "$WORK")
 echo "== server at $URL"
 
 # positive_data_acceptance is left out: some rules (a URL's host, name
