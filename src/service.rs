@@ -19,6 +19,7 @@ use crate::model::{
     DeliveryId, FailedDelivery, Redelivered, RotatedSecret, SecretRotation, SubscriptionChange,
     TestEventReceipt, TEST_EVENT,
 };
+use crate::model::{DeliveryStatusReport, EndpointStatus};
 use crate::model::{Event, Organization};
 #[cfg(feature = "postgres")]
 use crate::storage::PostgresStore;
@@ -239,12 +240,29 @@ impl WebhookService {
         ctx: &RequestContext,
         id: SubscriptionId,
     ) -> Result<Vec<EventDeliveryStatus>> {
+        Ok(self.delivery_status_report(ctx, id).await?.data)
+    }
+
+    /// The body of `GET /v1/webhooks/{id}/delivery-status`: the latest
+    /// status of each subscribed event (as [`delivery_statuses`]) and the
+    /// state of the subscription's circuit breaker.
+    ///
+    /// [`delivery_statuses`]: WebhookService::delivery_statuses
+    pub async fn delivery_status_report(
+        &self,
+        ctx: &RequestContext,
+        id: SubscriptionId,
+    ) -> Result<DeliveryStatusReport> {
         let subscription = self.get(ctx, id).await?;
         let mut latest = self
             .storage
             .latest_statuses(ctx.organization_id, id)
             .await?;
-        Ok(subscription
+        let health = self
+            .storage
+            .endpoint_health(ctx.organization_id, id)
+            .await?;
+        let data = subscription
             .subscribed_events
             .into_iter()
             .map(|event| {
@@ -257,7 +275,11 @@ impl WebhookService {
                     delivery_status,
                 }
             })
-            .collect())
+            .collect();
+        Ok(DeliveryStatusReport {
+            data,
+            endpoint: EndpointStatus::at(health.as_ref(), self.clock.now()),
+        })
     }
 
     /// The attempts for one event, newest first. `event` must be a catalogue

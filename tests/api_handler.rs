@@ -9,10 +9,11 @@ use http::{HeaderMap, Method, Request, StatusCode};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use webhook_subscriptions::api::ApiHandler;
+use webhook_subscriptions::delivery::CircuitBreaker;
 use webhook_subscriptions::model::{
-    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, EventId,
-    LeaseOutcome, NewEvent, NextStep, OrganizationId, SubscriptionChange, SubscriptionId, UserId,
-    WebhookSubscription,
+    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, EndpointHealth,
+    EventId, LeaseOutcome, NewEvent, NextStep, OrganizationId, Recorded, SubscriptionChange,
+    SubscriptionId, UserId, WebhookSubscription,
 };
 use webhook_subscriptions::storage::{FailedSelection, MemoryStore, QueueStats, Storage};
 use webhook_subscriptions::{Error, RequestContext, Result, WebhookService};
@@ -986,12 +987,20 @@ impl Storage for BrokenStore {
     ) -> Result<Vec<ClaimedDelivery>> {
         broken()
     }
-    async fn record_attempt(
+    async fn record_attempt_with_breaker(
         &self,
         _: &ClaimedDelivery,
         _: &DeliveryDetail,
         _: NextStep,
-    ) -> Result<LeaseOutcome> {
+        _: Option<&CircuitBreaker>,
+    ) -> Result<Recorded> {
+        broken()
+    }
+    async fn endpoint_health(
+        &self,
+        _: OrganizationId,
+        _: SubscriptionId,
+    ) -> Result<Option<EndpointHealth>> {
         broken()
     }
     async fn release(&self, _: &ClaimedDelivery) -> Result<LeaseOutcome> {

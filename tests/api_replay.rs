@@ -11,7 +11,7 @@ use delivery_support::{start, subscription, ScriptedTransport, EVENT};
 use http::{Method, Request, StatusCode};
 use serde_json::{json, Value};
 use webhook_subscriptions::api::ApiHandler;
-use webhook_subscriptions::delivery::{RetryPolicy, RunReport, Worker};
+use webhook_subscriptions::delivery::{CircuitBreaker, RetryPolicy, RunReport, Worker};
 use webhook_subscriptions::model::{
     time, Event, EventId, Organization, OrganizationId, SecretKey, UserId, WebhookSubscription,
 };
@@ -44,6 +44,8 @@ fn api() -> Api {
     let worker = Worker::builder(store.clone(), transport.clone())
         .clock(Arc::new(clock.clone()))
         .retry_policy(RetryPolicy::new(vec![std::time::Duration::from_secs(1)], 0.0).unwrap())
+        // Replays are about failed deliveries: no circuit pauses the endpoint.
+        .circuit_breaker(CircuitBreaker::never())
         .build()
         .unwrap();
     let organization = Organization::new(OrganizationId::new_v4(), "Acme");

@@ -125,6 +125,7 @@ async fn every_object_lives_in_the_configured_schema() {
         [
             "attempt_logs",
             "deliveries",
+            "endpoint_health",
             "events",
             "schema_migrations",
             "subscription_events",

@@ -14,11 +14,12 @@ use chrono::{DateTime, Utc};
 use delivery_support::{Harness, EVENT};
 use http::{HeaderMap, StatusCode};
 use webhook_subscriptions::delivery::{
-    DisableReason, FailureReason, Outcome, RetryPolicy, StoreOperation, WorkerEvent,
+    CircuitBreaker, DisableReason, FailureReason, Outcome, RetryPolicy, StoreOperation, WorkerEvent,
 };
 use webhook_subscriptions::model::{
-    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, LeaseOutcome,
-    NewEvent, NextStep, OrganizationId, SubscriptionChange, SubscriptionId, WebhookSubscription,
+    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, EndpointHealth,
+    LeaseOutcome, NewEvent, NextStep, OrganizationId, Recorded, SubscriptionChange, SubscriptionId,
+    WebhookSubscription,
 };
 use webhook_subscriptions::storage::{FailedSelection, MemoryStore, QueueStats, Storage};
 use webhook_subscriptions::transport::{from_fn, TransportResponse};
@@ -407,13 +408,21 @@ impl Storage for FailingRecords {
     ) -> Result<Option<DeliveryId>> {
         self.0.enqueue_for_subscription(event, subscription).await
     }
-    async fn record_attempt(
+    async fn record_attempt_with_breaker(
         &self,
         _claim: &ClaimedDelivery,
         _detail: &DeliveryDetail,
         _next: NextStep,
-    ) -> Result<LeaseOutcome> {
+        _breaker: Option<&CircuitBreaker>,
+    ) -> Result<Recorded> {
         Err(Error::internal("the store is down"))
+    }
+    async fn endpoint_health(
+        &self,
+        organization: OrganizationId,
+        subscription: SubscriptionId,
+    ) -> Result<Option<EndpointHealth>> {
+        self.0.endpoint_health(organization, subscription).await
     }
     async fn release(&self, claim: &ClaimedDelivery) -> Result<LeaseOutcome> {
         self.0.release(claim).await

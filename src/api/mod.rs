@@ -12,7 +12,7 @@
 //! | `GET {base}/{webhookSubscriptionId}` | 200 `{"data": subscription}` |
 //! | `PATCH {base}/{webhookSubscriptionId}` | 200 `{"data": subscription}` |
 //! | `DELETE {base}/{webhookSubscriptionId}` | 204, empty body |
-//! | `GET {base}/{webhookSubscriptionId}/delivery-status` | 200 `{"data": [{event, deliveryStatus}]}` |
+//! | `GET {base}/{webhookSubscriptionId}/delivery-status` | 200 `{"data": [{event, deliveryStatus}], "endpoint": {state, failureStreak, failingSince, pausedUntil}}` |
 //! | `GET {base}/{webhookSubscriptionId}/delivery-status/logs/{event}` | 200 `{"data": [{deliveryDetail, payload}]}` |
 //! | `GET {base}/{webhookSubscriptionId}/failed-deliveries` | 200 `{"data": [{id, event, eventId, attempts, lastAttemptDueAt}]}` |
 //! | `POST {base}/{webhookSubscriptionId}/failed-deliveries/redeliver` with `{"since": RFC 3339}` | 202 `{"data": {"redelivered": N}}` |
@@ -413,8 +413,8 @@ impl ApiHandler {
             Op::DeliveryStatuses => {
                 let id = id()?;
                 let ctx = context(ctx)?;
-                let statuses = self.service.delivery_statuses(&ctx, id).await?;
-                json_response(StatusCode::OK, &DataEnvelope::new(statuses))
+                let report = self.service.delivery_status_report(&ctx, id).await?;
+                json_response(StatusCode::OK, &report)
             }
             Op::EventLogs => {
                 let id = id()?;

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use http::StatusCode;
 
 use super::outcome::Outcome;
@@ -56,6 +57,28 @@ pub enum WorkerEvent<'a> {
         subscription_id: SubscriptionId,
         /// Why it was disabled.
         reason: DisableReason,
+    },
+    /// A subscription's circuit opened after repeated failures (or opened
+    /// again after a failed probe): its deliveries wait, unclaimed, until
+    /// `until`, then one probe goes out.
+    #[non_exhaustive]
+    CircuitOpened {
+        /// The subscription's organization.
+        organization_id: OrganizationId,
+        /// The subscription paused.
+        subscription_id: SubscriptionId,
+        /// When the cool-down ends.
+        until: DateTime<Utc>,
+        /// Failed attempts since the last success.
+        failure_streak: u32,
+    },
+    /// A success closed a subscription's open circuit: its deliveries flow again.
+    #[non_exhaustive]
+    CircuitClosed {
+        /// The subscription's organization.
+        organization_id: OrganizationId,
+        /// The subscription that recovered.
+        subscription_id: SubscriptionId,
     },
     /// A store call failed. The worker goes on; an affected delivery is
     /// claimed again once its lease expires.
@@ -127,6 +150,13 @@ pub enum FailureReason {
 pub enum DisableReason {
     /// Its receiver answered `410 Gone`.
     Gone,
+    /// No attempt succeeded for the circuit breaker's disable window
+    /// (see [`CircuitBreaker`](super::CircuitBreaker)).
+    #[non_exhaustive]
+    Failing {
+        /// When the first failure of the streak was.
+        since: DateTime<Utc>,
+    },
 }
 
 /// A store call the worker makes.
@@ -157,6 +187,7 @@ impl fmt::Display for DisableReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             DisableReason::Gone => "410 gone",
+            DisableReason::Failing { .. } => "no success within the disable window",
         })
     }
 }

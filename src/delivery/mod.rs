@@ -10,11 +10,14 @@
 //! - [`build_request`] makes the signed HTTP request of one attempt.
 //! - [`Worker`] (feature `runtime-tokio`) claims due deliveries, sends them
 //!   with bounded concurrency and records every attempt.
+//! - [`CircuitBreaker`] pauses a failing endpoint's deliveries, probes it,
+//!   and disables a subscription whose endpoint never heals.
 //! - [`redeliver`] puts a failed delivery back in the queue by hand.
 //! - [`WorkerEvent`]s tell a host what the worker does (see
 //!   [`WorkerBuilder::on_event`]); with feature `metrics`, `metrics`
 //!   lists what is measured.
 
+mod breaker;
 #[cfg(feature = "runtime-tokio")]
 mod events;
 #[cfg(feature = "metrics")]
@@ -28,6 +31,10 @@ mod retry;
 #[cfg(feature = "runtime-tokio")]
 mod worker;
 
+pub use breaker::{
+    CircuitBreaker, DEFAULT_COOL_DOWN, DEFAULT_DISABLE_AFTER, DEFAULT_FAILURE_THRESHOLD,
+    DEFAULT_MAX_COOL_DOWN, MAX_BREAKER_WINDOW,
+};
 #[cfg(feature = "runtime-tokio")]
 pub use events::{DeliveryRef, DisableReason, FailureReason, StoreOperation, WorkerEvent};
 pub use outcome::{delivery_detail, retry_after, AttemptResult, Outcome};

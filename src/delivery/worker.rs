@@ -14,6 +14,7 @@ use tokio::task::{JoinError, JoinSet};
 use tracing::field::{self, Empty};
 use tracing::{debug, debug_span, info, warn, Instrument, Span};
 
+use super::breaker::CircuitBreaker;
 use super::events::{DeliveryRef, DisableReason, FailureReason, StoreOperation, WorkerEvent};
 use super::outcome::{delivery_detail, AttemptResult, Outcome};
 use super::request::build_request;
@@ -22,7 +23,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::model::time::truncate_to_millis;
 use crate::model::{
-    ClaimLimits, ClaimedDelivery, DeliveryDetail, DeliveryId, LeaseOutcome, NextStep,
+    ClaimLimits, ClaimedDelivery, DeliveryDetail, DeliveryId, HealthChange, LeaseOutcome, NextStep,
     OrganizationId, SubscriptionId, TEST_EVENT,
 };
 use crate::signature::SignatureScheme;
@@ -131,6 +132,7 @@ struct Inner {
     concurrency: usize,
     batch_size: usize,
     max_in_flight_per_subscription: usize,
+    breaker: CircuitBreaker,
     retention: TimeDelta,
     maintenance_interval: Duration,
     poll_interval: Duration,
@@ -154,6 +156,7 @@ impl fmt::Debug for Worker {
                 "max_in_flight_per_subscription",
                 &inner.max_in_flight_per_subscription,
             )
+            .field("breaker", &inner.breaker)
             .field("retention", &inner.retention)
             .field("maintenance_interval", &inner.maintenance_interval)
             .field("poll_interval", &inner.poll_interval)
@@ -175,6 +178,7 @@ pub struct WorkerBuilder {
     concurrency: usize,
     batch_size: usize,
     max_in_flight_per_subscription: usize,
+    breaker: CircuitBreaker,
     retention: Duration,
     maintenance_interval: Duration,
     poll_interval: Duration,
@@ -197,6 +201,7 @@ impl fmt::Debug for WorkerBuilder {
                 "max_in_flight_per_subscription",
                 &self.max_in_flight_per_subscription,
             )
+            .field("breaker", &self.breaker)
             .field("retention", &self.retention)
             .field("maintenance_interval", &self.maintenance_interval)
             .field("poll_interval", &self.poll_interval)
@@ -303,6 +308,17 @@ impl WorkerBuilder {
         self
     }
 
+    /// When a failing endpoint is paused, probed and its subscription
+    /// disabled (default: [`CircuitBreaker::default`], opening after 5
+    /// failures in a row for 30 s doubling to 1 h, disabling after 5 days
+    /// without a success). The state lives in the store, so every worker
+    /// sharing it sees the same circuits; give them the same breaker.
+    /// [`CircuitBreaker::never`] turns pausing and disabling off.
+    pub fn circuit_breaker(mut self, breaker: CircuitBreaker) -> Self {
+        self.breaker = breaker;
+        self
+    }
+
     /// Calls `hook` with every [`WorkerEvent`]: attempts finished, deliveries
     /// failed for good, subscriptions disabled, store errors and lost
     /// leases; for operational webhooks and alerting. The hook runs on the
@@ -378,6 +394,7 @@ impl WorkerBuilder {
                 concurrency: self.concurrency,
                 batch_size: self.batch_size,
                 max_in_flight_per_subscription: self.max_in_flight_per_subscription,
+                breaker: self.breaker,
                 retention,
                 maintenance_interval: self.maintenance_interval,
                 poll_interval: self.poll_interval,
@@ -465,6 +482,7 @@ impl Worker {
             concurrency: DEFAULT_CONCURRENCY,
             batch_size: DEFAULT_BATCH_SIZE,
             max_in_flight_per_subscription: DEFAULT_MAX_IN_FLIGHT_PER_SUBSCRIPTION,
+            breaker: CircuitBreaker::default(),
             retention: DEFAULT_RETENTION,
             maintenance_interval: DEFAULT_MAINTENANCE_INTERVAL,
             poll_interval: DEFAULT_POLL_INTERVAL,
@@ -765,7 +783,7 @@ impl Inner {
                 response_code: 0,
                 response_text: why,
             };
-            let applied = self.record(claim, &detail, NextStep::Fail).await?;
+            let applied = self.record(claim, &detail, NextStep::Fail, None).await?;
             if applied == LeaseOutcome::Applied {
                 self.delivery_failed(delivery, FailureReason::NotSent);
             }
@@ -783,7 +801,8 @@ impl Inner {
             .next_step(delivery.attempt, &outcome, finished, &*self.jitter);
         self.attempt_finished(delivery, &result, outcome, latency, next);
         let detail = delivery_detail(&result, at);
-        if self.record(claim, &detail, next).await? != LeaseOutcome::Applied {
+        let breaker = Some(&self.breaker);
+        if self.record(claim, &detail, next, breaker).await? != LeaseOutcome::Applied {
             return Ok(Handled::LeaseLost);
         }
         match next {
@@ -801,18 +820,24 @@ impl Inner {
         Ok(Handled::Recorded(next))
     }
 
-    /// Records an attempt; reports a store error or a lost lease.
+    /// Records an attempt (counting it towards its endpoint's health with
+    /// `breaker`); reports a store error, a lost lease or a change of health.
     async fn record(
         &self,
         claim: &ClaimedDelivery,
         detail: &DeliveryDetail,
         next: NextStep,
+        breaker: Option<&CircuitBreaker>,
     ) -> Result<LeaseOutcome> {
-        let applied = self
+        let recorded = self
             .storage
-            .record_attempt(claim, detail, next)
+            .record_attempt_with_breaker(claim, detail, next, breaker)
             .await
             .map_err(|e| self.store_error(StoreOperation::RecordAttempt, e))?;
+        if let Some(change) = recorded.change {
+            self.health_changed(&claim.delivery, change);
+        }
+        let applied = recorded.lease;
         if applied != LeaseOutcome::Applied {
             let delivery = DeliveryRef::of(claim);
             warn!(
@@ -897,6 +922,47 @@ impl Inner {
             ),
         }
         self.emit(&WorkerEvent::DeliveryFailed { delivery, reason });
+    }
+
+    /// Logs and reports a circuit that opened or closed, or a subscription
+    /// the circuit breaker disabled.
+    fn health_changed(&self, delivery: &crate::model::Delivery, change: HealthChange) {
+        let organization_id = delivery.organization_id;
+        let subscription_id = delivery.subscription_id;
+        match change {
+            HealthChange::CircuitOpened {
+                until,
+                failure_streak,
+            } => {
+                info!(
+                    %organization_id,
+                    %subscription_id,
+                    failure_streak,
+                    paused_until = %until,
+                    "webhook endpoint circuit opened"
+                );
+                self.emit(&WorkerEvent::CircuitOpened {
+                    organization_id,
+                    subscription_id,
+                    until,
+                    failure_streak,
+                });
+            }
+            HealthChange::CircuitClosed => {
+                info!(%organization_id, %subscription_id, "webhook endpoint circuit closed");
+                self.emit(&WorkerEvent::CircuitClosed {
+                    organization_id,
+                    subscription_id,
+                });
+            }
+            HealthChange::Disabled { failing_since } => self.subscription_disabled(
+                organization_id,
+                subscription_id,
+                DisableReason::Failing {
+                    since: failing_since,
+                },
+            ),
+        }
     }
 
     /// The one place the worker reports a subscription it disabled.

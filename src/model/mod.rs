@@ -3,6 +3,7 @@
 mod authorization;
 mod delivery;
 mod event;
+mod health;
 mod ids;
 mod redact;
 mod replay;
@@ -21,6 +22,10 @@ pub use delivery::{
 pub use event::{
     fully_qualified_name, Event, EventCatalogue, EventEnvelope, InvalidCatalogue, Organization,
     CONVERSATION_EVENTS, TEST_EVENT,
+};
+pub use health::{
+    CircuitState, DeliveryStatusReport, EndpointHealth, EndpointStatus, HealthChange, HealthUpdate,
+    Recorded,
 };
 pub use ids::{DeliveryId, EventId, OrganizationId, SubscriptionId, UserId};
 pub(crate) use redact::RedactedHeaders;

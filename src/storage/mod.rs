@@ -9,10 +9,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
+use crate::delivery::CircuitBreaker;
 use crate::error::Result;
 use crate::model::{
-    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, LeaseOutcome,
-    NewEvent, NextStep, OrganizationId, SubscriptionChange, SubscriptionId, WebhookSubscription,
+    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, EndpointHealth,
+    LeaseOutcome, NewEvent, NextStep, OrganizationId, Recorded, SubscriptionChange, SubscriptionId,
+    WebhookSubscription,
 };
 
 mod memory;
@@ -135,6 +137,10 @@ pub trait Storage: Send + Sync + Debug {
     ///   `limits.per_subscription` deliveries under a live lease (`now <
     ///   expires_at`), counting every claimer sharing the store; the due
     ///   deliveries of a saturated subscription wait while others flow;
+    /// - **circuit breaker**: a subscription whose endpoint is paused (see
+    ///   [`endpoint_health`](Storage::endpoint_health)) has nothing claimed
+    ///   until `paused_until`, and then at most one delivery in flight
+    ///   (its probe) until a success closes the circuit;
     /// - **turns**: deliveries are handed out round-robin across
     ///   organizations, then across the subscriptions of an organization,
     ///   then by due time; an organization (or subscription) with fewer
@@ -151,18 +157,58 @@ pub trait Storage: Send + Sync + Debug {
         limits: ClaimLimits,
     ) -> Result<Vec<ClaimedDelivery>>;
 
+    /// Records one attempt of a claimed delivery without touching its
+    /// endpoint's health: [`record_attempt_with_breaker`] with no breaker.
+    ///
+    /// [`record_attempt_with_breaker`]: Storage::record_attempt_with_breaker
+    async fn record_attempt(
+        &self,
+        claim: &ClaimedDelivery,
+        detail: &DeliveryDetail,
+        next: NextStep,
+    ) -> Result<LeaseOutcome> {
+        let recorded = self
+            .record_attempt_with_breaker(claim, detail, next, None)
+            .await?;
+        Ok(recorded.lease)
+    }
+
     /// Records one attempt of a claimed delivery: appends it to the log of its
     /// subscription and event (reads never show more than the log cap; a
     /// backend may trim the stored excess lazily), makes it
     /// the latest status, and, if the claim's lease is still held, applies
     /// `next` to the queue. A delivery whose subscription was deleted is
     /// neither logged nor changed ([`LeaseOutcome::LeaseLost`]).
-    async fn record_attempt(
+    ///
+    /// With a `breaker`, the attempt also counts towards its endpoint's
+    /// health ([`endpoint_health`](Storage::endpoint_health)), atomically
+    /// with the log, whatever the lease: the stored health becomes
+    /// [`CircuitBreaker::after_attempt`] of the stored one (a backend that
+    /// records attempts in batches may apply a batch's attempts of one
+    /// subscription at once: any success closes, failures add up). A
+    /// [`HealthChange::Disabled`](crate::model::HealthChange::Disabled) also
+    /// disables the subscription. The change is returned for the caller to
+    /// report. Without one (deliveries not sent), health is left alone.
+    async fn record_attempt_with_breaker(
         &self,
         claim: &ClaimedDelivery,
         detail: &DeliveryDetail,
         next: NextStep,
-    ) -> Result<LeaseOutcome>;
+        breaker: Option<&CircuitBreaker>,
+    ) -> Result<Recorded>;
+
+    /// The failure streak of a subscription's endpoint; `None` when it is
+    /// healthy or not in `organization`.
+    ///
+    /// Claims honour it whoever recorded it: a subscription whose
+    /// `paused_until` is later than the claim's `now` has nothing claimed;
+    /// one whose `paused_until` has passed (half-open) has at most one
+    /// delivery under a live lease.
+    async fn endpoint_health(
+        &self,
+        organization: OrganizationId,
+        subscription: SubscriptionId,
+    ) -> Result<Option<EndpointHealth>>;
 
     /// Gives a claimed delivery back without an attempt (graceful shutdown):
     /// it is claimable again at once.
@@ -323,6 +369,24 @@ macro_rules! forward_storage {
                 next: NextStep,
             ) -> Result<LeaseOutcome> {
                 (**self).record_attempt(claim, detail, next).await
+            }
+            async fn record_attempt_with_breaker(
+                &self,
+                claim: &ClaimedDelivery,
+                detail: &DeliveryDetail,
+                next: NextStep,
+                breaker: Option<&CircuitBreaker>,
+            ) -> Result<Recorded> {
+                (**self)
+                    .record_attempt_with_breaker(claim, detail, next, breaker)
+                    .await
+            }
+            async fn endpoint_health(
+                &self,
+                organization: OrganizationId,
+                subscription: SubscriptionId,
+            ) -> Result<Option<EndpointHealth>> {
+                (**self).endpoint_health(organization, subscription).await
             }
             async fn release(&self, claim: &ClaimedDelivery) -> Result<LeaseOutcome> {
                 (**self).release(claim).await

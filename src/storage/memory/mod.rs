@@ -7,10 +7,12 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
+use crate::delivery::CircuitBreaker;
 use crate::error::{Error, Result};
 use crate::model::{
-    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, LeaseOutcome,
-    NewEvent, NextStep, OrganizationId, SubscriptionChange, SubscriptionId, WebhookSubscription,
+    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, EndpointHealth,
+    LeaseOutcome, NewEvent, NextStep, OrganizationId, Recorded, SubscriptionChange, SubscriptionId,
+    WebhookSubscription,
 };
 use crate::storage::{FailedSelection, QueueStats, Storage, DEFAULT_LOG_CAP};
 
@@ -236,15 +238,24 @@ impl Storage for MemoryStore {
         Ok(self.write().claim(now, lease_for, limits))
     }
 
-    async fn record_attempt(
+    async fn record_attempt_with_breaker(
         &self,
         claim: &ClaimedDelivery,
         detail: &DeliveryDetail,
         next: NextStep,
-    ) -> Result<LeaseOutcome> {
+        breaker: Option<&CircuitBreaker>,
+    ) -> Result<Recorded> {
         Ok(self
             .write()
-            .record_attempt(claim, detail, next, self.config.log_cap))
+            .record_attempt(claim, detail, next, breaker, self.config.log_cap))
+    }
+
+    async fn endpoint_health(
+        &self,
+        organization: OrganizationId,
+        subscription: SubscriptionId,
+    ) -> Result<Option<EndpointHealth>> {
+        Ok(self.read().health(organization, subscription))
     }
 
     async fn release(&self, claim: &ClaimedDelivery) -> Result<LeaseOutcome> {

@@ -12,11 +12,12 @@ use bytes::Bytes;
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
+use crate::delivery::CircuitBreaker;
 use crate::error::{Error, Result};
 use crate::model::{
     AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, DeliveryState,
-    EventId, Lease, LeaseOutcome, NewEvent, NextStep, OrganizationId, SubscriptionChange,
-    SubscriptionId, WebhookSubscription,
+    EndpointHealth, EventId, HealthChange, Lease, LeaseOutcome, NewEvent, NextStep, OrganizationId,
+    Recorded, SubscriptionChange, SubscriptionId, WebhookSubscription,
 };
 
 use super::MemoryStoreStats;
@@ -108,6 +109,14 @@ impl Subscribers {
         }
     }
 
+    /// Disables the subscription of `entry`: it receives nothing more.
+    fn disable(&mut self, organization: OrganizationId, entry: &mut Entry) {
+        if entry.subscription.enabled {
+            self.remove(organization, &entry.subscription);
+            Arc::make_mut(&mut entry.subscription).enabled = false;
+        }
+    }
+
     fn of(&self, organization: OrganizationId, event: &Arc<str>) -> Vec<SubscriptionId> {
         let first = (organization, event.clone(), SubscriptionId(Uuid::nil()));
         let last = (organization, event.clone(), SubscriptionId(Uuid::max()));
@@ -133,6 +142,9 @@ struct Queue {
     /// Leased deliveries per organization (expired leases included): an
     /// organization with fewer in flight takes its turn first.
     leased_by_organization: HashMap<OrganizationId, usize>,
+    /// The failing endpoints' health. A paused lane's key in `ready` is no
+    /// earlier than its `paused_until`, so claims do not even visit it.
+    circuits: HashMap<LaneId, EndpointHealth>,
     pending: usize,
     leased: usize,
 }
@@ -255,12 +267,16 @@ impl Queue {
         self.refresh(lane_id);
     }
 
-    /// Brings the lane's key in `ready` up to date; drops an empty lane.
+    /// Brings the lane's key in `ready` up to date: its head, but not before
+    /// its circuit's cool-down ends. Drops an empty lane.
     fn refresh(&mut self, lane_id: LaneId) {
         let Some(lane) = self.lanes.get_mut(&lane_id) else {
             return;
         };
-        let head = lane.head();
+        let paused_until = self.circuits.get(&lane_id).and_then(|h| h.paused_until);
+        let head = lane
+            .head()
+            .map(|head| paused_until.map_or(head, |until| head.max((until, 0))));
         if head == lane.head {
             return;
         }
@@ -289,6 +305,14 @@ impl Queue {
             }
             let Some(lane) = self.lanes.get(&(organization, subscription)) else {
                 continue;
+            };
+            // A circuit that opened lets one probe through at a time.
+            let cap = match self.circuits.get(&(organization, subscription)) {
+                Some(EndpointHealth {
+                    paused_until: Some(_),
+                    ..
+                }) => cap.min(1),
+                _ => cap,
             };
             let live = lane.live_leases(now, cap);
             let room = cap.saturating_sub(live).min(limit);
@@ -393,6 +417,12 @@ fn random_uuids(count: usize) -> Result<Vec<Uuid>> {
             uuid::Builder::from_random_bytes(random).into_uuid()
         })
         .collect())
+}
+
+/// Whether a change gives a failing endpoint a fresh start (its circuit
+/// closes): a new URL, or the subscription enabled again.
+fn heals(old: &WebhookSubscription, new: &WebhookSubscription) -> bool {
+    old.url != new.url || (!old.enabled && new.enabled)
 }
 
 fn later(at: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
@@ -514,6 +544,9 @@ impl State {
             self.subscribers.remove(organization, old);
             self.subscribers.add(organization, &updated);
         }
+        if heals(old, &updated) && self.queue.circuits.remove(&(organization, id)).is_some() {
+            self.queue.refresh((organization, id));
+        }
         entry.subscription = Arc::new(updated);
         Some(entry.subscription.clone())
     }
@@ -522,6 +555,7 @@ impl State {
         let Some(entry) = self.subscriptions.remove(&(organization, id)) else {
             return false;
         };
+        self.queue.circuits.remove(&(organization, id));
         self.subscribers.remove(organization, &entry.subscription);
         if let Some(activity) = entry.activity {
             for delivery in &activity.deliveries {
@@ -697,12 +731,13 @@ impl State {
         claim: &ClaimedDelivery,
         detail: &DeliveryDetail,
         next: NextStep,
+        breaker: Option<&CircuitBreaker>,
         log_cap: usize,
-    ) -> LeaseOutcome {
+    ) -> Recorded {
         let delivery = &claim.delivery;
         let key = (delivery.organization_id, delivery.subscription_id);
         let Some(entry) = self.subscriptions.get_mut(&key) else {
-            return LeaseOutcome::LeaseLost;
+            return Recorded::new(LeaseOutcome::LeaseLost, None);
         };
         let name = self.subscribers.intern(&delivery.event_name);
         let log = entry.activity().logs.entry(name).or_default();
@@ -719,14 +754,38 @@ impl State {
             self.log_entries -= dropped;
         }
 
+        let change = breaker.and_then(|breaker| {
+            let update = breaker.after_attempt(
+                self.queue.circuits.get(&key),
+                detail.success,
+                detail.delivery_timestamp,
+            );
+            match update.health {
+                Some(health) => self.queue.circuits.insert(key, health),
+                None => self.queue.circuits.remove(&key),
+            };
+            self.queue.refresh(key);
+            update.change
+        });
+        if matches!(change, Some(HealthChange::Disabled { .. })) {
+            self.subscribers.disable(key.0, entry);
+        }
+        let lease = self.apply_next_step(claim, next);
+        Recorded::new(lease, change)
+    }
+
+    /// Applies `next` to the claimed delivery if the claim's lease still holds.
+    fn apply_next_step(&mut self, claim: &ClaimedDelivery, next: NextStep) -> LeaseOutcome {
+        let delivery = &claim.delivery;
+        let key = (delivery.organization_id, delivery.subscription_id);
         let held = self
             .queue
             .records
             .get(&delivery.id)
             .is_some_and(|record| record.holds(&claim.lease));
-        if !held {
+        let Some(entry) = self.subscriptions.get_mut(&key).filter(|_| held) else {
             return LeaseOutcome::LeaseLost;
-        }
+        };
         let Some(mut record) = self.queue.records.remove(&delivery.id) else {
             return LeaseOutcome::LeaseLost;
         };
@@ -748,15 +807,26 @@ impl State {
                 activity
                     .failed
                     .insert((record.due_at, record.seq, delivery.id));
-                if next == NextStep::FailAndDisable && entry.subscription.enabled {
-                    self.subscribers
-                        .remove(delivery.organization_id, &entry.subscription);
-                    Arc::make_mut(&mut entry.subscription).enabled = false;
+                if next == NextStep::FailAndDisable {
+                    self.subscribers.disable(key.0, entry);
                 }
             }
         }
         self.queue.records.insert(delivery.id, record);
         LeaseOutcome::Applied
+    }
+
+    /// The failure streak of a subscription's endpoint, if it is failing.
+    pub(super) fn health(
+        &self,
+        organization: OrganizationId,
+        subscription: SubscriptionId,
+    ) -> Option<EndpointHealth> {
+        self.subscriptions.get(&(organization, subscription))?;
+        self.queue
+            .circuits
+            .get(&(organization, subscription))
+            .copied()
     }
 
     pub(super) fn release(&mut self, claim: &ClaimedDelivery) -> LeaseOutcome {

@@ -32,6 +32,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "secret rotation",
         sql: include_str!("migrations/0003_secret_rotation.sql"),
     },
+    Migration {
+        version: 4,
+        description: "circuit breaker",
+        sql: include_str!("migrations/0004_circuit_breaker.sql"),
+    },
 ];
 
 /// Brings `schema` up to date. Safe to run from many processes at once: a

@@ -47,11 +47,12 @@ use sqlx::types::Json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::delivery::CircuitBreaker;
 use crate::error::{Error, Result};
 use crate::model::{
     AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, DeliveryState,
-    Lease, LeaseOutcome, NewEvent, NextStep, OrganizationId, SubscriptionChange, SubscriptionId,
-    WebhookSubscription,
+    EndpointHealth, Lease, LeaseOutcome, NewEvent, NextStep, OrganizationId, Recorded,
+    SubscriptionChange, SubscriptionId, WebhookSubscription,
 };
 use crate::storage::{FailedSelection, QueueStats, Storage, DEFAULT_DEDUP_WINDOW, DEFAULT_LOG_CAP};
 
@@ -508,10 +509,12 @@ impl Storage for PostgresStore {
         let mut organizations = Vec::with_capacity(lanes.len());
         let mut subscriptions = Vec::with_capacity(lanes.len());
         let mut in_flight = Vec::with_capacity(lanes.len());
+        let mut caps = Vec::with_capacity(lanes.len());
         for lane in &lanes {
             organizations.push(sqlx::Row::try_get::<Uuid, _>(lane, "org").map_err(db)?);
             subscriptions.push(sqlx::Row::try_get::<Uuid, _>(lane, "sub_id").map_err(db)?);
             in_flight.push(sqlx::Row::try_get::<i64, _>(lane, "org_live").map_err(db)?);
+            caps.push(sqlx::Row::try_get::<i64, _>(lane, "cap").map_err(db)?);
         }
         let found = sqlx::query(sql(&self.queries.claim(limit)))
             .bind(now)
@@ -520,6 +523,7 @@ impl Storage for PostgresStore {
             .bind(organizations)
             .bind(subscriptions)
             .bind(in_flight)
+            .bind(caps)
             .fetch_all(&mut *tx)
             .await
             .map_err(db)?;
@@ -551,21 +555,30 @@ impl Storage for PostgresStore {
         Ok(claimed)
     }
 
-    async fn record_attempt(
+    async fn record_attempt_with_breaker(
         &self,
         claim: &ClaimedDelivery,
         detail: &DeliveryDetail,
         next: NextStep,
-    ) -> Result<LeaseOutcome> {
-        let applied = self
-            .records
-            .submit(Attempt::new(claim, detail, next))
-            .await?;
-        Ok(if applied {
-            LeaseOutcome::Applied
-        } else {
-            LeaseOutcome::LeaseLost
-        })
+        breaker: Option<&CircuitBreaker>,
+    ) -> Result<Recorded> {
+        self.records
+            .submit(Attempt::new(claim, detail, next, breaker))
+            .await
+    }
+
+    async fn endpoint_health(
+        &self,
+        organization: OrganizationId,
+        subscription: SubscriptionId,
+    ) -> Result<Option<EndpointHealth>> {
+        let found = sqlx::query(sql(&self.queries.endpoint_health))
+            .bind(organization.0)
+            .bind(subscription.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        found.as_ref().map(rows::health).transpose()
     }
 
     async fn release(&self, claim: &ClaimedDelivery) -> Result<LeaseOutcome> {

@@ -48,6 +48,10 @@ pub(super) struct Queries {
     claim: (String, String),
     pub drop_orphans: Arc<str>,
     pub record_attempts: Arc<str>,
+    pub seed_health: Arc<str>,
+    pub lock_health: Arc<str>,
+    pub write_health: Arc<str>,
+    pub endpoint_health: Arc<str>,
     pub release: Arc<str>,
     pub failed_deliveries: Arc<str>,
     pub redeliver: Arc<str>,
@@ -69,7 +73,8 @@ pub(super) fn sql(statement: &Arc<str>) -> SqlStr {
 impl Queries {
     /// The claim statement for at most `limit` rows (binds: now, lease
     /// expiry, per-subscription cap, the lanes' organizations, their
-    /// subscriptions, their organizations' leases in flight). The limit is written into the text rather than bound: with
+    /// subscriptions, their organizations' leases in flight, their caps).
+    /// The limit is written into the text rather than bound: with
     /// a bound limit PostgreSQL's generic plan guesses a large batch (a hash
     /// join over the whole queue), so it re-plans the statement on every
     /// claim instead, which cost about half as much as running it. With a
@@ -112,8 +117,9 @@ impl Queries {
                  WHERE s.org = $1 ORDER BY s.created_at, s.seq"
             )),
             // Rewrites the mutable fields and brings the fan-out rows in
-            // line with the new event set (both CTEs see the old rows);
-            // returns the subscription as stored.
+            // line with the new event set (the CTEs see the old rows); a new
+            // URL or enabling it again closes its circuit. Returns the
+            // subscription as stored.
             write_subscription: build(format!(
                 "WITH updated AS (
                     UPDATE {s}.subscriptions s
@@ -129,6 +135,11 @@ impl Queries {
                     INSERT INTO {s}.subscription_events (org, event_name, sub_id)
                     SELECT $1, names.name, $2 FROM unnest($5::text[]) AS names(name)
                     ON CONFLICT DO NOTHING
+                ), healed AS (
+                    DELETE FROM {s}.endpoint_health h
+                    USING {s}.subscriptions old
+                    WHERE old.org = $1 AND old.id = $2 AND h.org = $1 AND h.sub_id = $2
+                      AND (old.url <> $4 OR (NOT old.enabled AND $7))
                 )
                 SELECT * FROM updated"
             )),
@@ -141,6 +152,8 @@ impl Queries {
                     DELETE FROM {s}.deliveries WHERE org = $1 AND sub_id = $2
                 ), logged AS (
                     DELETE FROM {s}.attempt_logs WHERE org = $1 AND sub_id = $2
+                ), health AS (
+                    DELETE FROM {s}.endpoint_health WHERE org = $1 AND sub_id = $2
                 )
                 SELECT EXISTS (SELECT 1 FROM deleted)"
             )),
@@ -188,7 +201,9 @@ impl Queries {
             // with queued rows (a loose index scan), never the backlog; keeps
             // those with a due row and fewer than $2 live leases; orders them
             // by their turn within their organization (leases in flight count
-            // as turns taken), then by how long they have waited. The leases
+            // as turns taken), then by how long they have waited. A lane
+            // whose circuit is open is skipped; a half-open one has a cap of
+            // one (its probe). The leases
             // are counted again under the locks by the claim itself: this
             // statement's snapshot may predate another claimer's commit.
             // Binds: now, cap, limit.
@@ -204,13 +219,15 @@ impl Queries {
                         ORDER BY d.org, d.sub_id LIMIT 1
                     ) next
                 ), counted AS (
-                    SELECT l.org, l.sub_id, head.available_at,
+                    SELECT l.org, l.sub_id, head.available_at, h.paused_until,
+                        CASE WHEN h.paused_until IS NULL THEN $2 ELSE least($2, 1) END AS cap,
                         (SELECT count(*) FROM (
                             SELECT 1 FROM {s}.deliveries d
                             WHERE d.org = l.org AND d.sub_id = l.sub_id
                               AND d.state = {LEASED} AND d.available_at > $1
                             LIMIT $2) live) AS live
                     FROM lanes l
+                    LEFT JOIN {s}.endpoint_health h ON h.org = l.org AND h.sub_id = l.sub_id
                     LEFT JOIN LATERAL (
                         SELECT d.available_at FROM {s}.deliveries d
                         WHERE d.org = l.org AND d.sub_id = l.sub_id
@@ -218,21 +235,22 @@ impl Queries {
                         ORDER BY d.available_at LIMIT 1
                     ) head ON true
                 ), open AS (
-                    SELECT org, sub_id, available_at,
+                    SELECT org, sub_id, available_at, paused_until, cap,
                         (sum(live) OVER (PARTITION BY org))::bigint AS org_live,
                         live
                     FROM counted
                 ), ranked AS (
-                    SELECT org, sub_id, available_at, org_live,
+                    SELECT org, sub_id, available_at, org_live, cap,
                         org_live + row_number() OVER (
                             PARTITION BY org ORDER BY live, available_at, sub_id) AS turn
                     FROM open
-                    WHERE available_at IS NOT NULL AND live < $2
+                    WHERE available_at IS NOT NULL AND live < cap
+                      AND (paused_until IS NULL OR paused_until <= $1)
                 ), chosen AS (
-                    SELECT org, sub_id, org_live FROM ranked
+                    SELECT org, sub_id, org_live, cap FROM ranked
                     ORDER BY turn, available_at LIMIT $3
                 )
-                SELECT org, sub_id, org_live FROM chosen
+                SELECT org, sub_id, org_live, cap FROM chosen
                 WHERE pg_try_advisory_xact_lock(hashtextextended(sub_id::text, {LANE_LOCK_SEED}))"
             )),
             // Leases up to the limit from the locked lanes, round-robin:
@@ -244,8 +262,8 @@ impl Queries {
             claim: (
                 format!(
                     "WITH lanes AS (
-                    SELECT * FROM unnest($4::uuid[], $5::uuid[], $6::bigint[])
-                        AS l(org, sub_id, org_live)
+                    SELECT * FROM unnest($4::uuid[], $5::uuid[], $6::bigint[], $7::bigint[])
+                        AS l(org, sub_id, org_live, cap)
                 ), candidates AS (
                     SELECT c.id, l.org, l.org_live, c.available_at,
                         c.live + row_number() OVER (
@@ -256,14 +274,14 @@ impl Queries {
                             SELECT 1 FROM {s}.deliveries x
                             WHERE x.org = l.org AND x.sub_id = l.sub_id
                               AND x.state = {LEASED} AND x.available_at > $1
-                            LIMIT $3) live) AS live
+                            LIMIT least($3, l.cap)) live) AS live
                     ) flight
                     CROSS JOIN LATERAL (
                         SELECT d.id, d.available_at, flight.live FROM {s}.deliveries d
                         WHERE d.org = l.org AND d.sub_id = l.sub_id
                           AND d.state < {FAILED} AND d.available_at <= $1
                         ORDER BY d.available_at
-                        LIMIT greatest($3 - flight.live, 0)
+                        LIMIT greatest(least($3, l.cap) - flight.live, 0)
                     ) c
                 ), ranked AS (
                     SELECT id, lane_turn, available_at,
@@ -303,15 +321,21 @@ impl Queries {
             // probability `added / TRIM_EVERY`, so trimming costs little per
             // attempt and a log holds about TRIM_EVERY rows beyond the cap at
             // most; reads never show more than the cap. Rows another writer
-            // is trimming are skipped, not waited for. One row per input:
-            // (ord, applied).
+            // is trimming are skipped, not waited for. A tracked success
+            // (one counted by the circuit breaker) deletes its endpoint's
+            // failure streak; failures are counted by `lock_health` and
+            // `write_health` in the same transaction. One row per input:
+            // (ord, applied, live, closed): whether the next step applied,
+            // whether the subscription exists, and whether this success
+            // closed an open circuit.
             record_attempts: build(format!(
                 "WITH input AS (
                     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[],
                         $5::text[], $6::uuid[], $7::timestamptz[], $8::boolean[], $9::integer[],
-                        $10::bytea[], $11::smallint[], $12::timestamptz[])
+                        $10::bytea[], $11::smallint[], $12::timestamptz[], $13::boolean[])
                         WITH ORDINALITY AS i(delivery_id, token, org, sub_id, event_name, event_id,
-                            delivered_at, success, response_code, response_text, next, retry_at, ord)
+                            delivered_at, success, response_code, response_text, next, retry_at,
+                            tracked, ord)
                 ), live AS (
                     SELECT i.* FROM input i
                     WHERE EXISTS (SELECT 1 FROM {s}.subscriptions s
@@ -363,12 +387,70 @@ impl Queries {
                     UPDATE {s}.subscriptions s SET enabled = false
                     FROM moved m
                     WHERE m.next = {NEXT_FAIL_AND_DISABLE} AND s.org = m.org AND s.id = m.sub_id
+                ), healed AS (
+                    DELETE FROM {s}.endpoint_health h
+                    USING (SELECT DISTINCT org, sub_id FROM live WHERE success AND tracked) w
+                    WHERE h.org = w.org AND h.sub_id = w.sub_id
+                    RETURNING h.org, h.sub_id, h.paused_until IS NOT NULL AS was_open
                 )
                 SELECT i.ord,
                     EXISTS (SELECT 1 FROM live l WHERE l.ord = i.ord)
                     AND (EXISTS (SELECT 1 FROM removed r WHERE r.ord = i.ord)
-                         OR EXISTS (SELECT 1 FROM moved m WHERE m.ord = i.ord)) AS applied
+                         OR EXISTS (SELECT 1 FROM moved m WHERE m.ord = i.ord)) AS applied,
+                    EXISTS (SELECT 1 FROM live l WHERE l.ord = i.ord) AS live,
+                    i.success AND i.tracked AND EXISTS (
+                        SELECT 1 FROM healed x
+                        WHERE x.was_open AND x.org = i.org AND x.sub_id = i.sub_id) AS closed
                 FROM input i"
+            )),
+            // The failure streaks a batch extends: ensures each (org, sub)
+            // still subscribed has a row (a new streak starts at 0, since the
+            // batch's first failure), in key order.
+            seed_health: build(format!(
+                "INSERT INTO {s}.endpoint_health (org, sub_id, failure_streak, failing_since)
+                 SELECT i.org, i.sub_id, 0, i.since
+                 FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS i(org, sub_id, since)
+                 WHERE EXISTS (SELECT 1 FROM {s}.subscriptions s
+                               WHERE s.org = i.org AND s.id = i.sub_id)
+                 ORDER BY i.org, i.sub_id
+                 ON CONFLICT DO NOTHING"
+            )),
+            // Locks the streaks a batch extends, in key order.
+            lock_health: build(format!(
+                "SELECT h.org, h.sub_id, h.failure_streak, h.failing_since, h.paused_until,
+                    h.times_opened
+                 FROM {s}.endpoint_health h
+                 JOIN unnest($1::uuid[], $2::uuid[]) AS i(org, sub_id)
+                    ON h.org = i.org AND h.sub_id = i.sub_id
+                 ORDER BY h.org, h.sub_id
+                 FOR UPDATE OF h"
+            )),
+            // Writes the streaks the circuit breaker computed; a disabled
+            // subscription's streak is dropped with it.
+            write_health: build(format!(
+                "WITH input AS (
+                    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::integer[],
+                        $4::timestamptz[], $5::timestamptz[], $6::integer[], $7::boolean[])
+                        AS i(org, sub_id, streak, since, until, opened, disable)
+                ), kept AS (
+                    UPDATE {s}.endpoint_health h
+                    SET failure_streak = i.streak, failing_since = i.since,
+                        paused_until = i.until, times_opened = i.opened
+                    FROM input i
+                    WHERE NOT i.disable AND h.org = i.org AND h.sub_id = i.sub_id
+                ), dropped AS (
+                    DELETE FROM {s}.endpoint_health h USING input i
+                    WHERE i.disable AND h.org = i.org AND h.sub_id = i.sub_id
+                )
+                UPDATE {s}.subscriptions s SET enabled = false
+                FROM input i
+                WHERE i.disable AND s.org = i.org AND s.id = i.sub_id"
+            )),
+            endpoint_health: build(format!(
+                "SELECT h.failure_streak, h.failing_since, h.paused_until, h.times_opened
+                 FROM {s}.endpoint_health h
+                 JOIN {s}.subscriptions s ON s.org = h.org AND s.id = h.sub_id
+                 WHERE h.org = $1 AND h.sub_id = $2"
             )),
             // `due_at` is no later than the claim, so it is claimable at once.
             release: build(format!(
@@ -467,6 +549,10 @@ impl Queries {
                     DELETE FROM {s}.deliveries WHERE state = {FAILED} AND due_at < $1 RETURNING 1
                 ), logs AS (
                     DELETE FROM {s}.attempt_logs WHERE delivered_at < $1 RETURNING 1
+                ), orphans AS (
+                    DELETE FROM {s}.endpoint_health h
+                    WHERE NOT EXISTS (SELECT 1 FROM {s}.subscriptions s
+                                      WHERE s.org = h.org AND s.id = h.sub_id)
                 )
                 SELECT (SELECT count(*) FROM failed) + (SELECT count(*) FROM logs)"
             )),

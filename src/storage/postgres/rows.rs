@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::queries::{FAILED, LEASED, PENDING};
 use crate::error::{Error, Result};
 use crate::model::{
-    AttemptLog, Delivery, DeliveryDetail, DeliveryState, PreviousSecret, SecretKey,
+    AttemptLog, Delivery, DeliveryDetail, DeliveryState, EndpointHealth, PreviousSecret, SecretKey,
     WebhookSubscription,
 };
 
@@ -130,4 +130,18 @@ pub(super) fn attempt(row: &PgRow) -> Result<AttemptLog> {
         detail: detail(row)?,
         payload: payload(row)?,
     })
+}
+
+/// An endpoint's failure streak from a row of `endpoint_health`.
+pub(super) fn health(row: &PgRow) -> Result<EndpointHealth> {
+    let count = |column: &str| -> Result<u32> {
+        let value: i32 = get(row, column)?;
+        u32::try_from(value).map_err(|_| Error::internal(format!("negative {column}: {value}")))
+    };
+    Ok(EndpointHealth::new(
+        count("failure_streak")?,
+        get(row, "failing_since")?,
+        get(row, "paused_until")?,
+        count("times_opened")?,
+    ))
 }
