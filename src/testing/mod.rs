@@ -370,3 +370,33 @@ where
     crate::__conformance_checks!([run]);
 }
 
+#[cfg(test)]
+mod tests {
+    /// The table of the module docs lists every check of the suite, in the
+    /// order `run_all` runs them, with its group when it is not `core`.
+    #[test]
+    fn the_docs_table_lists_every_check() {
+        macro_rules! listed {
+            ($($group:ident $kind:ident $check:ident,)*) => {
+                [$((stringify!($check), stringify!($group))),*]
+            };
+        }
+        let listed = crate::__conformance_checks!([listed]);
+        let table: Vec<(&str, &str)> = include_str!("mod.rs")
+            .lines()
+            .filter_map(|line| line.strip_prefix("//! | [`"))
+            .map(|row| {
+                let (check, rest) = row.split_once("`]").unwrap_or((row, ""));
+                let group = rest
+                    .strip_prefix(" (`")
+                    .and_then(|rest| rest.split_once("`)"))
+                    .map_or("core", |(group, _)| group);
+                (check, group)
+            })
+            .collect();
+        assert_eq!(
+            table, listed,
+            "the module docs' table and the list of checks differ"
+        );
+    }
+}
