@@ -2,8 +2,26 @@
 //!
 //! Like `object_store`'s `integration` module, each check is a public
 //! `async fn` that takes a store, exercises one behaviour documented on
-//! [`Storage`], and panics with a message naming the broken rule. A backend's
-//! own tests call [`run_all`] (or single checks) with fresh stores:
+//! [`Storage`], and panics with a message naming the broken rule. A
+//! backend's own tests get one test per check, each on a fresh store, from
+//! [`conformance_tests!`](crate::conformance_tests):
+//!
+//! ```
+//! use webhook_subscriptions::storage::MemoryStore;
+//!
+//! async fn make_store() -> MemoryStore {
+//!     MemoryStore::new()
+//! }
+//!
+//! webhook_subscriptions::conformance_tests!(make_store);
+//! # fn main() {}
+//! ```
+//!
+//! The macro also takes a [`Fixture`] per check (a database schema set up
+//! and torn down around each check), extra attributes for every test, and
+//! groups of checks a backend cannot support (`skip: [concurrency]`); see
+//! its docs. [`run_all`] runs every check in one go, and single checks can
+//! be called directly:
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -12,6 +30,10 @@
 //! webhook_subscriptions::testing::run_all(|| async { MemoryStore::new() }).await;
 //! # }
 //! ```
+//!
+//! **Stability:** the suite's exact checks are not a stable API: minor
+//! releases may add checks (to [`run_all`] and, as new tests, to
+//! [`conformance_tests!`](crate::conformance_tests)).
 //!
 //! Rules every check relies on:
 //!
@@ -28,7 +50,8 @@
 //! - the checks taking an `Arc<dyn Storage>` spawn tasks with `tokio::spawn`
 //!   on the caller's runtime; run them on a multi-thread runtime to race for real.
 //!
-//! The checks, in the order [`run_all`] runs them:
+//! The checks, in the order [`run_all`] runs them; the few a backend may
+//! skip name their group:
 //!
 //! | check | behaviour |
 //! |---|---|
@@ -36,7 +59,7 @@
 //! | [`list_oldest_first`] | lists by `created_at`, ties in insertion order, per organization |
 //! | [`update_applies_change`] | every field of a change lands; absent ones stay; missing ids give `None` |
 //! | [`delete_removes_subscription`] | delete reports existence once and removes the subscription |
-//! | [`concurrent_updates_all_survive`] | concurrent changes of different fields all survive |
+//! | [`concurrent_updates_all_survive`] (`concurrency`) | concurrent changes of different fields all survive |
 //! | [`organizations_are_isolated`] | another organization's ids behave as missing and change nothing |
 //! | [`logs_and_failures_are_isolated`] | the same for failed deliveries, redelivery, logs and statuses |
 //! | [`enqueue_stays_in_organization`] | an event reaches only its own organization's subscriptions |
@@ -45,10 +68,10 @@
 //! | [`claim_respects_due_time_and_limit`] | claims take only due deliveries, at most `limit` |
 //! | [`lease_blocks_other_claimers_until_expiry`] | a held lease hides the delivery; an expired one hands it out with a new token |
 //! | [`stale_lease_cannot_overwrite`] | an outdated claim is logged but cannot change the queue |
-//! | [`concurrent_claimers_share_nothing`] | many concurrent claimers get every delivery exactly once |
+//! | [`concurrent_claimers_share_nothing`] (`concurrency`) | many concurrent claimers get every delivery exactly once |
 //! | [`claim_caps_in_flight_per_subscription`] | a subscription never has more than the cap under live leases |
 //! | [`claim_takes_turns_across_organizations`] | claims go round-robin over organizations, then subscriptions; fewer in flight first |
-//! | [`concurrent_claimers_respect_the_cap`] | the cap holds across many concurrent claimers |
+//! | [`concurrent_claimers_respect_the_cap`] (`concurrency`) | the cap holds across many concurrent claimers |
 //! | [`prune_drops_old_failures_and_logs`] | retention removes old failed deliveries and log entries, nothing pending |
 //! | [`retry_reschedules`] | `Retry` makes the delivery due at `at` with one more attempt |
 //! | [`complete_removes_delivery`] | `Complete` removes the delivery |
@@ -84,6 +107,7 @@ mod queue;
 mod queue_stats;
 mod replay;
 mod subscriptions;
+mod suite;
 
 pub use fairness::{
     claim_caps_in_flight_per_subscription, claim_takes_turns_across_organizations,
@@ -112,6 +136,7 @@ pub use subscriptions::{
     concurrent_updates_all_survive, delete_removes_subscription, insert_and_get, list_oldest_first,
     update_applies_change,
 };
+pub use suite::Fixture;
 
 /// The instant every check counts from: 2024-01-01T00:00:00Z.
 pub fn base_time() -> DateTime<Utc> {
@@ -323,62 +348,55 @@ async fn get(
 ///
 /// Panics at the first violation. Call it from a multi-thread runtime
 /// (`#[tokio::test(flavor = "multi_thread")]`) so the concurrency checks race
-/// for real.
+/// for real. [`conformance_tests!`](crate::conformance_tests) runs the same
+/// checks as one test each, which names the failing check.
 pub async fn run_all<F, Fut, S>(mut make_store: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = S>,
     S: Storage + 'static,
 {
-    macro_rules! check {
-        ($($name:ident),* $(,)?) => {
-            $( $name(&make_store().await).await; )*
+    macro_rules! run {
+        ($($group:ident $kind:ident $check:ident,)*) => {
+            $( run!(@ $kind $check); )*
+        };
+        (@ plain $check:ident) => {
+            $check(&make_store().await).await;
+        };
+        (@ shared $check:ident) => {
+            $check(Arc::new(make_store().await)).await;
         };
     }
-    macro_rules! check_shared {
-        ($($name:ident),* $(,)?) => {
-            $( $name(Arc::new(make_store().await)).await; )*
-        };
+    crate::__conformance_checks!([run]);
+}
+
+#[cfg(test)]
+mod tests {
+    /// The table of the module docs lists every check of the suite, in the
+    /// order `run_all` runs them, with its group when it is not `core`.
+    #[test]
+    fn the_docs_table_lists_every_check() {
+        macro_rules! listed {
+            ($($group:ident $kind:ident $check:ident,)*) => {
+                [$((stringify!($check), stringify!($group))),*]
+            };
+        }
+        let listed = crate::__conformance_checks!([listed]);
+        let table: Vec<(&str, &str)> = include_str!("mod.rs")
+            .lines()
+            .filter_map(|line| line.strip_prefix("//! | [`"))
+            .map(|row| {
+                let (check, rest) = row.split_once("`]").unwrap_or((row, ""));
+                let group = rest
+                    .strip_prefix(" (`")
+                    .and_then(|rest| rest.split_once("`)"))
+                    .map_or("core", |(group, _)| group);
+                (check, group)
+            })
+            .collect();
+        assert_eq!(
+            table, listed,
+            "the module docs' table and the list of checks differ"
+        );
     }
-    check!(
-        insert_and_get,
-        list_oldest_first,
-        update_applies_change,
-        delete_removes_subscription
-    );
-    check_shared!(concurrent_updates_all_survive);
-    check!(
-        organizations_are_isolated,
-        logs_and_failures_are_isolated,
-        enqueue_stays_in_organization,
-        enqueue_targets_enabled_subscribers,
-        duplicate_event_id_enqueues_nothing,
-        claim_respects_due_time_and_limit,
-        lease_blocks_other_claimers_until_expiry,
-        stale_lease_cannot_overwrite,
-    );
-    check_shared!(concurrent_claimers_share_nothing);
-    check!(
-        claim_caps_in_flight_per_subscription,
-        claim_takes_turns_across_organizations
-    );
-    check_shared!(concurrent_claimers_respect_the_cap);
-    check!(prune_drops_old_failures_and_logs);
-    check!(
-        retry_reschedules,
-        complete_removes_delivery,
-        fail_keeps_delivery_for_redelivery,
-        fail_and_disable_disables_subscription,
-        release_makes_delivery_claimable_at_once,
-        delete_cancels_deliveries_and_logs,
-        attempt_log_newest_first_and_capped,
-        latest_statuses_per_event,
-        payload_bytes_are_preserved,
-    );
-    check!(queue_stats_report_due_deliveries);
-    check!(
-        rotation_keeps_the_previous_secret,
-        redeliver_failed_picks_one_or_since,
-        enqueue_for_subscription_reaches_one_subscription,
-    );
 }
