@@ -1174,3 +1174,77 @@ proptest! {
         }
     }
 }
+
+#[tokio::test]
+async fn delivery_status_shows_an_open_circuit_and_omits_a_closed_one() {
+    let api = api();
+    let ctx = new_ctx();
+    let created = api.create(&ctx, fixture("create_request.json")).await;
+    let path = format!("{BASE}/{}/delivery-status", id_of(&created));
+    // Whole milliseconds, as the wire shows them.
+    let now = DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap();
+    api.store
+        .enqueue_event(&NewEvent {
+            organization_id: ctx.organization_id,
+            event_id: EventId::new_v4(),
+            event_name: "ConversationCreated".to_owned(),
+            payload: Bytes::from_static(b"{}"),
+            published_at: now,
+        })
+        .await
+        .unwrap();
+    let claims = api
+        .store
+        .claim_deliveries(now, Duration::seconds(60), 10)
+        .await
+        .unwrap();
+    let failure = DeliveryDetail {
+        delivery_timestamp: now,
+        success: false,
+        response_code: 503,
+        response_text: "down".to_owned(),
+    };
+    let breaker = CircuitBreaker::new(
+        1,
+        std::time::Duration::from_secs(3600),
+        std::time::Duration::from_secs(3600),
+    )
+    .unwrap();
+    let recorded = api
+        .store
+        .record_attempt_with_breaker(&claims[0], &failure, NextStep::Fail, Some(&breaker))
+        .await
+        .unwrap();
+    assert!(
+        recorded.change.is_some(),
+        "the circuit opened: {recorded:?}"
+    );
+
+    let reply = api.call(&ctx, Method::GET, &path, "").await;
+    reply.assert_status(StatusCode::OK);
+    let body = reply.json();
+    let in_an_hour = now + Duration::hours(1);
+    assert_eq!(
+        body["endpoint"],
+        json!({
+            "state": "open",
+            "failureStreak": 1,
+            "failingSince": now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            "pausedUntil": in_an_hour.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        })
+    );
+    assert_eq!(body["data"].as_array().map(Vec::len), Some(2), "{body}");
+
+    // A new URL closes the circuit: the member is gone.
+    let patched = api
+        .call(
+            &ctx,
+            Method::PATCH,
+            &format!("{BASE}/{}", id_of(&created)),
+            r#"{"url": "https://fixed.example.com/hook"}"#,
+        )
+        .await;
+    patched.assert_status(StatusCode::OK);
+    let body = api.call(&ctx, Method::GET, &path, "").await.json();
+    assert!(body.get("endpoint").is_none(), "{body}");
+}

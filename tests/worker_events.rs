@@ -47,6 +47,12 @@ enum Seen {
     },
     StoreError(StoreOperation),
     LeaseLost(DeliveryId),
+    CircuitOpened {
+        subscription: SubscriptionId,
+        until: DateTime<Utc>,
+        failure_streak: u32,
+    },
+    CircuitClosed(SubscriptionId),
 }
 
 /// A hook that keeps every event it is given.
@@ -90,6 +96,19 @@ fn recorder() -> (
             },
             WorkerEvent::StoreError { operation, .. } => Seen::StoreError(operation),
             WorkerEvent::LeaseLost { delivery, .. } => Seen::LeaseLost(delivery.delivery_id),
+            WorkerEvent::CircuitOpened {
+                subscription_id,
+                until,
+                failure_streak,
+                ..
+            } => Seen::CircuitOpened {
+                subscription: subscription_id,
+                until,
+                failure_streak,
+            },
+            WorkerEvent::CircuitClosed {
+                subscription_id, ..
+            } => Seen::CircuitClosed(subscription_id),
             _ => return,
         };
         sink.lock().unwrap().push(copy);
@@ -465,4 +484,113 @@ impl Storage for FailingRecords {
     async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats> {
         self.0.queue_stats(now).await
     }
+}
+
+/// Opens after 2 failures in a row for 60 s; disables after 1 hour.
+fn quick_breaker() -> CircuitBreaker {
+    CircuitBreaker::new(2, Duration::from_secs(60), Duration::from_secs(600))
+        .and_then(|b| b.with_disable_after(Some(Duration::from_secs(3600))))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_failing_endpoint_is_paused_without_spending_attempts_and_reported() {
+    let h = Harness::new();
+    let sub = h.subscribe().await;
+    for _ in 0..3 {
+        h.publish_note().await;
+    }
+    let (events, record) = recorder();
+    let worker = h
+        .worker_builder()
+        .circuit_breaker(quick_breaker())
+        .max_in_flight_per_subscription(1)
+        .on_event(record)
+        .build()
+        .unwrap();
+
+    // Two failures in a row (one delivery at a time) open the circuit.
+    for _ in 0..2 {
+        h.transport.status(500);
+        let report = worker.run_once().await.unwrap();
+        assert_eq!(report.claimed, 1, "{report:?}");
+    }
+    let opened_at = h.clock.now();
+    assert!(
+        seen(&events).contains(&Seen::CircuitOpened {
+            subscription: sub.id,
+            until: opened_at + chrono::Duration::seconds(60),
+            failure_streak: 2,
+        }),
+        "the hook hears that the circuit opened: {:?}",
+        seen(&events)
+    );
+
+    // Paused: the third delivery is due but nothing is sent.
+    h.advance_secs(30);
+    let report = worker.run_once().await.unwrap();
+    assert_eq!(
+        report.claimed, 0,
+        "a paused endpoint gets nothing: {report:?}"
+    );
+    assert_eq!(h.transport.sent().len(), 2, "no request while paused");
+
+    // The cool-down over, one probe goes out; its success closes the circuit.
+    h.advance_secs(31);
+    h.transport.status(200);
+    let report = worker.run_once().await.unwrap();
+    assert_eq!(report.claimed, 1, "one probe: {report:?}");
+    assert_eq!(report.delivered, 1, "{report:?}");
+    assert_eq!(seen(&events).last(), Some(&Seen::CircuitClosed(sub.id)));
+    assert_eq!(
+        h.store
+            .endpoint_health(h.organization.id, sub.id)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn an_endpoint_failing_for_the_whole_window_is_disabled_and_reported() {
+    let h = Harness::new();
+    let sub = h.subscribe().await;
+    h.publish_note().await;
+    let (events, record) = recorder();
+    let worker = h
+        .worker_builder()
+        .circuit_breaker(
+            CircuitBreaker::never()
+                .with_disable_after(Some(Duration::from_secs(3600)))
+                .unwrap(),
+        )
+        .retry_policy(RetryPolicy::new(vec![Duration::from_secs(1800); 5], 0.0).unwrap())
+        .on_event(record)
+        .build()
+        .unwrap();
+
+    for _ in 0..3 {
+        h.transport.status(500);
+        worker.run_once().await.unwrap();
+        h.advance_secs(1800);
+    }
+    let disabled = seen(&events)
+        .into_iter()
+        .find(|e| matches!(e, Seen::Disabled { .. }))
+        .expect("the subscription is reported disabled");
+    assert!(
+        matches!(
+            disabled,
+            Seen::Disabled { subscription, reason: DisableReason::Failing { since, .. }, .. }
+                if subscription == sub.id && since == delivery_support::start()
+        ),
+        "{disabled:?}"
+    );
+    let stored = h
+        .store
+        .get_subscription(h.organization.id, sub.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!stored.enabled, "the subscription is disabled in the store");
 }

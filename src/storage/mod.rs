@@ -274,6 +274,8 @@ pub trait Storage: Send + Sync + Debug {
 
     /// How many deliveries are claimable at `now` (up to
     /// [`QUEUE_STATS_COUNT_LIMIT`]) and since when the oldest of them is.
+    /// Deliveries of an endpoint whose circuit is open are not claimable,
+    /// so a paused tenant does not show as lag.
     /// Meant to be sampled periodically for monitoring: cheap on a large
     /// queue, and never blocked by claimers.
     async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats>;

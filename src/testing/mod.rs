@@ -86,6 +86,10 @@
 //! | [`rotation_keeps_the_previous_secret`] | a secret rotation keeps the replaced secret and its expiry, through reads, changes and claims |
 //! | [`redeliver_failed_picks_one_or_since`] | `redeliver_failed` requeues the subscription's own failed deliveries, by id or since a time, up to the limit |
 //! | [`enqueue_for_subscription_reaches_one_subscription`] | an event enqueued for one subscription reaches it alone |
+//! | [`breaker_pauses_a_failing_endpoint`] | failures in a row open the circuit: claims skip the subscription, one probe after the cool-down, a failed probe doubles it, a success closes it |
+//! | [`breaker_counts_only_failures_in_a_row`] | a success resets the streak; attempts recorded without a breaker leave health alone |
+//! | [`breaker_disables_after_the_window`] | no success for the disable window disables the subscription |
+//! | [`changing_the_endpoint_closes_its_circuit`] | a new URL or enabling again closes the circuit |
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -100,6 +104,7 @@ use crate::model::{
 };
 use crate::storage::Storage;
 
+mod breaker;
 mod fairness;
 mod isolation;
 mod logs;
@@ -109,6 +114,10 @@ mod replay;
 mod subscriptions;
 mod suite;
 
+pub use breaker::{
+    breaker_counts_only_failures_in_a_row, breaker_disables_after_the_window,
+    breaker_pauses_a_failing_endpoint, changing_the_endpoint_closes_its_circuit,
+};
 pub use fairness::{
     claim_caps_in_flight_per_subscription, claim_takes_turns_across_organizations,
     concurrent_claimers_respect_the_cap, prune_drops_old_failures_and_logs,

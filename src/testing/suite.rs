@@ -119,6 +119,10 @@ macro_rules! __conformance_checks {
             core plain rotation_keeps_the_previous_secret,
             core plain redeliver_failed_picks_one_or_since,
             core plain enqueue_for_subscription_reaches_one_subscription,
+            core plain breaker_pauses_a_failing_endpoint,
+            core plain breaker_counts_only_failures_in_a_row,
+            core plain breaker_disables_after_the_window,
+            core plain changing_the_endpoint_closes_its_circuit,
         }
     };
 }

@@ -565,17 +565,25 @@ impl Queries {
                    AND NOT EXISTS (SELECT 1 FROM {s}.attempt_logs l
                                    WHERE l.org = e.org AND l.event_id = e.event_id)"
             )),
-            // Both halves read only the claim index: the count stops at the
-            // limit, and the oldest is its first entry.
+            // Both halves walk the claim index, skipping the rows of paused
+            // endpoints (a key lookup each): the count stops at the limit,
+            // and the oldest is the first row not paused.
             queue_stats: build(format!(
                 "SELECT
                     (SELECT count(*) FROM (
-                        SELECT 1 FROM {s}.deliveries
-                        WHERE state < {FAILED} AND available_at <= $1
+                        SELECT 1 FROM {s}.deliveries d
+                        WHERE d.state < {FAILED} AND d.available_at <= $1
+                          AND NOT EXISTS (SELECT 1 FROM {s}.endpoint_health h
+                                          WHERE h.org = d.org AND h.sub_id = d.sub_id
+                                            AND h.paused_until > $1)
                         LIMIT {QUEUE_STATS_COUNT_LIMIT}
                      ) due) AS due,
-                    (SELECT min(available_at) FROM {s}.deliveries
-                     WHERE state < {FAILED} AND available_at <= $1) AS oldest_due_at"
+                    (SELECT d.available_at FROM {s}.deliveries d
+                     WHERE d.state < {FAILED} AND d.available_at <= $1
+                       AND NOT EXISTS (SELECT 1 FROM {s}.endpoint_health h
+                                       WHERE h.org = d.org AND h.sub_id = d.sub_id
+                                         AND h.paused_until > $1)
+                     ORDER BY d.available_at LIMIT 1) AS oldest_due_at"
             )),
         }
     }
