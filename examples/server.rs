@@ -668,6 +668,16 @@ fn log_event(event: &webhook_subscriptions::delivery::WorkerEvent<'_>) {
             %reason,
             "alert: subscription disabled"
         ),
+        WorkerEvent::CircuitOpened {
+            subscription_id,
+            until,
+            ..
+        } => tracing::warn!(
+            target: "server::events",
+            %subscription_id,
+            paused_until = %until,
+            "alert: endpoint paused after repeated failures"
+        ),
         WorkerEvent::StoreError {
             operation, error, ..
         } => tracing::error!(

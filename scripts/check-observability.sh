@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Runs the example server against two loopback receivers, one answering 200
 # and one 500, and checks what an operator sees: after 10 events delivered
-# to the first and 5 to the second (each tried twice), `GET /metrics` counts
-# exactly 10 successful and 10 failed attempts and has the queue gauges,
-# `GET /healthz` is healthy, and stderr has exactly one line per failed
-# attempt, with the subscription id and status 500, and no secret.
+# to the first and 5 to the second, the fifth failure in a row opens the
+# second's circuit, so its retries wait. `GET /metrics` counts exactly 10
+# successful and 5 failed attempts and has the queue gauges, the
+# subscription's delivery status shows the open circuit, `GET /healthz` is
+# healthy (a paused endpoint is not lag), and stderr has exactly one line per
+# failed attempt, with the subscription id and status 500, one line for the
+# circuit opening, and no secret.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -112,9 +115,9 @@ try:
             if status != 202 or json.loads(body)["data"]["enqueued"] != 1:
                 fail(f"publishing {event} answered {status}: {body}")
 
-    # 10 deliveries succeed at once; 5 fail, are retried 500 ms later, and
-    # fail for good: 10 failed attempts.
-    expected = {"success": 10.0, "failure": 10.0}
+    # 10 deliveries succeed at once; 5 fail, and the fifth failure in a row
+    # opens the circuit for 30 s: the retries due 500 ms later wait.
+    expected = {"success": 10.0, "failure": 5.0}
     while True:
         status, text = call(base, "GET", "/metrics")
         counts = {o: metric(text, "webhook_attempts_total", f'{{outcome="{o}"}}') for o in expected}
@@ -123,24 +126,28 @@ try:
         if time.monotonic() > DEADLINE:
             fail(f"attempts never reached {expected}: {counts}\n{text}")
         time.sleep(0.2)
-    time.sleep(1.5)  # nothing more may happen: every delivery is done
+    time.sleep(1.5)  # nothing more may happen: the retries wait for the circuit
     status, text = call(base, "GET", "/metrics")
     if status != 200:
         fail(f"/metrics answered {status}")
     for name, labels, want in [
         ("webhook_attempts_total", '{outcome="success"}', 10),
-        ("webhook_attempts_total", '{outcome="failure"}', 10),
+        ("webhook_attempts_total", '{outcome="failure"}', 5),
         ("webhook_events_published_total", "", 15),
         ("webhook_deliveries_enqueued_total", "", 15),
-        ("webhook_attempt_duration_seconds_count", "", 20),
+        ("webhook_attempt_duration_seconds_count", "", 15),
         ("webhook_queue_due", "", None),
         ("webhook_queue_oldest_due_seconds", "", None),
     ]:
         value = metric(text, name, labels)
         if value is None or (want is not None and value != want):
             fail(f"{name}{labels} is {value}, expected {want if want is not None else 'present'}\n{text}")
-    if (ok_count["requests"], failing_count["requests"]) != (10, 10):
-        fail(f"the receivers got {ok_count} and {failing_count} requests, expected 10 each")
+    if (ok_count["requests"], failing_count["requests"]) != (10, 5):
+        fail(f"the receivers got {ok_count} and {failing_count} requests, expected 10 and 5")
+    status, body = call(base, "GET", f"/v1/webhooks/{failing['id']}/delivery-status")
+    endpoint = json.loads(body).get("endpoint") if status == 200 else None
+    if endpoint is None or endpoint["state"] != "open" or endpoint["failureStreak"] != 5:
+        fail(f"the failing subscription's delivery status shows no open circuit: {status} {body}")
     status, body = call(base, "GET", "/healthz")
     health = json.loads(body)
     if status != 200 or health["worker"] != "running" or health["store"] != "ok":
@@ -154,8 +161,11 @@ finally:
 
 log = open(stderr_path).read()
 failed = [l for l in log.splitlines() if "webhook attempt failed" in l]
-if len(failed) != 10:
-    fail(f"{len(failed)} lines for failed attempts on stderr, expected 10:\n{log}")
+if len(failed) != 5:
+    fail(f"{len(failed)} lines for failed attempts on stderr, expected 5:\n{log}")
+opened = [l for l in log.splitlines() if "webhook endpoint circuit opened" in l]
+if len(opened) != 1 or f"subscription_id={failing['id']}" not in opened[0]:
+    fail(f"expected one line for the circuit opening, got {opened}")
 for l in failed:
     if f"subscription_id={failing['id']}" not in l or "status=500" not in l:
         fail(f"a failed attempt's line lacks the subscription id or the status: {l}")
@@ -163,6 +173,7 @@ for secret, what in [(failing["secretKey"], "the secret key"), (TOKEN, "the bear
                      (CUSTOM, "a custom header value")]:
     if secret in log:
         fail(f"{what} appears on stderr")
-print("check-observability: 10 delivered, 10 failed attempts counted exactly; "
-      "queue gauges present; one log line per failed attempt, no secret")
+print("check-observability: 10 delivered, 5 failed attempts counted exactly; "
+      "circuit opened and shown; queue gauges present; one log line per failed "
+      "attempt, no secret")
 PY
