@@ -6,8 +6,8 @@
 //! [`kv::Kv`] holds keys of Redis's types and offers only Redis commands:
 //! strings (GET/SET/DEL/EXISTS/INCRBY), hashes (HGET/HSET/HDEL/HGETALL),
 //! sorted sets (ZADD/ZREM/ZSCORE/ZCOUNT, ZRANGEBYSCORE and ZREVRANGEBYSCORE
-//! with LIMIT), sets (SADD/SREM/SMEMBERS) and lists (LPUSH/LTRIM/LRANGE).
-//! Values are bytes, records are serde_json, and an
+//! with LIMIT), sets (SADD/SREM/SMEMBERS) and lists (LPUSH/LTRIM/LRANGE),
+//! plus KEYS for the tests. Values are bytes, records are serde_json, and an
 //! emptied collection vanishes as in Redis. Scores are integers (milliseconds,
 //! exact in Redis's doubles up to 2^53) and score ranges inclusive: Redis's
 //! exclusive `(x` is `x + 1`.
@@ -239,6 +239,13 @@ pub mod kv {
             self.keys.remove(key).is_some()
         }
 
+        /// KEYS *, sorted (for tests).
+        pub fn keys(&self) -> Vec<String> {
+            let mut keys: Vec<String> = self.keys.keys().cloned().collect();
+            keys.sort_unstable();
+            keys
+        }
+
         pub fn exists(&self, key: &str) -> bool {
             self.keys.contains_key(key)
         }
@@ -406,6 +413,13 @@ impl Default for KvStore {
             log_cap: DEFAULT_LOG_CAP,
             dedup_window: DEFAULT_DEDUP_WINDOW,
         }
+    }
+}
+
+impl KvStore {
+    /// Every key of the engine, sorted (KEYS *).
+    pub fn keys(&self) -> Vec<String> {
+        self.engine.script(|kv| Ok(kv.keys())).unwrap_or_default()
     }
 }
 
