@@ -186,7 +186,7 @@ impl WebhookService {
     /// The organization's subscriptions, oldest first.
     pub async fn list(&self, ctx: &RequestContext) -> Result<Vec<WebhookSubscription>> {
         check_context(ctx)?;
-        self.storage.list_subscriptions(ctx.organization_id).await
+        Ok(self.storage.list_subscriptions(ctx.organization_id).await?)
     }
 
     /// One subscription; [`Error::NotFound`] if it is not the organization's.
@@ -563,16 +563,26 @@ impl WebhookService {
     /// queued. Choose the event id once, before the first try
     /// ([`Event::with_id`]): then a retry after an unclear outcome (the
     /// connection lost during `COMMIT`) enqueues nothing a second time. The
-    /// database error is the [`source`](std::error::Error::source) of the
-    /// returned [`Error::Internal`], an [`sqlx::Error`]:
+    /// [`source`](std::error::Error::source) of the returned
+    /// [`Error::Internal`] is a [`storage::Error`](crate::storage::Error) of
+    /// kind [`Conflict`](crate::storage::ErrorKind::Conflict) (serialization
+    /// failures, deadlocks), whose own source is the [`sqlx::Error`]:
     ///
     /// ```
+    /// use webhook_subscriptions::storage::{Error as StoreError, ErrorKind};
+    ///
     /// fn is_serialization_failure(error: &webhook_subscriptions::Error) -> bool {
-    ///     std::error::Error::source(error)
-    ///         .and_then(|source| source.downcast_ref::<sqlx::Error>())
-    ///         .and_then(|source| source.as_database_error())
-    ///         .and_then(|source| source.code())
-    ///         .is_some_and(|code| code == "40001")
+    ///     let Some(store) = std::error::Error::source(error)
+    ///         .and_then(|source| source.downcast_ref::<StoreError>())
+    ///     else {
+    ///         return false;
+    ///     };
+    ///     store.kind() == ErrorKind::Conflict
+    ///         && std::error::Error::source(store)
+    ///             .and_then(|source| source.downcast_ref::<sqlx::Error>())
+    ///             .and_then(|source| source.as_database_error())
+    ///             .and_then(|source| source.code())
+    ///             .is_some_and(|code| code == "40001")
     /// }
     /// ```
     pub async fn publish_in(

@@ -15,8 +15,11 @@ use webhook_subscriptions::model::{
     EventId, LeaseOutcome, NewEvent, NextStep, OrganizationId, Recorded, SubscriptionChange,
     SubscriptionId, UserId, WebhookSubscription,
 };
-use webhook_subscriptions::storage::{FailedSelection, MemoryStore, QueueStats, Storage};
-use webhook_subscriptions::{Error, RequestContext, Result, WebhookService};
+use webhook_subscriptions::storage::{
+    Error as StoreError, ErrorKind, FailedSelection, MemoryStore, QueueStats,
+    Result as StoreResult, Storage,
+};
+use webhook_subscriptions::{Error, RequestContext, WebhookService};
 
 const BASE: &str = "/v1/webhooks";
 
@@ -946,23 +949,31 @@ fn a_malformed_base_path_is_refused_at_build() {
 #[derive(Debug)]
 struct BrokenStore;
 
-fn broken<T>() -> Result<T> {
-    Err(Error::internal("connection refused by db.internal:5432"))
+fn broken<T>() -> StoreResult<T> {
+    Err(StoreError::new(
+        "broken",
+        ErrorKind::Unavailable,
+        "connection refused by db.internal:5432",
+    ))
 }
 
 #[async_trait]
 impl Storage for BrokenStore {
-    async fn insert_subscription(&self, _: OrganizationId, _: &WebhookSubscription) -> Result<()> {
+    async fn insert_subscription(
+        &self,
+        _: OrganizationId,
+        _: &WebhookSubscription,
+    ) -> StoreResult<()> {
         broken()
     }
     async fn get_subscription(
         &self,
         _: OrganizationId,
         _: SubscriptionId,
-    ) -> Result<Option<WebhookSubscription>> {
+    ) -> StoreResult<Option<WebhookSubscription>> {
         broken()
     }
-    async fn list_subscriptions(&self, _: OrganizationId) -> Result<Vec<WebhookSubscription>> {
+    async fn list_subscriptions(&self, _: OrganizationId) -> StoreResult<Vec<WebhookSubscription>> {
         broken()
     }
     async fn update_subscription(
@@ -970,13 +981,13 @@ impl Storage for BrokenStore {
         _: OrganizationId,
         _: SubscriptionId,
         _: &SubscriptionChange,
-    ) -> Result<Option<WebhookSubscription>> {
+    ) -> StoreResult<Option<WebhookSubscription>> {
         broken()
     }
-    async fn delete_subscription(&self, _: OrganizationId, _: SubscriptionId) -> Result<bool> {
+    async fn delete_subscription(&self, _: OrganizationId, _: SubscriptionId) -> StoreResult<bool> {
         broken()
     }
-    async fn enqueue_event(&self, _: &NewEvent) -> Result<usize> {
+    async fn enqueue_event(&self, _: &NewEvent) -> StoreResult<usize> {
         broken()
     }
     async fn claim_deliveries_fairly(
@@ -984,7 +995,7 @@ impl Storage for BrokenStore {
         _: DateTime<Utc>,
         _: Duration,
         _: ClaimLimits,
-    ) -> Result<Vec<ClaimedDelivery>> {
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
         broken()
     }
     async fn record_attempt_with_breaker(
@@ -993,17 +1004,17 @@ impl Storage for BrokenStore {
         _: &DeliveryDetail,
         _: NextStep,
         _: Option<&CircuitBreaker>,
-    ) -> Result<Recorded> {
+    ) -> StoreResult<Recorded> {
         broken()
     }
     async fn endpoint_health(
         &self,
         _: OrganizationId,
         _: SubscriptionId,
-    ) -> Result<Option<EndpointHealth>> {
+    ) -> StoreResult<Option<EndpointHealth>> {
         broken()
     }
-    async fn release(&self, _: &ClaimedDelivery) -> Result<LeaseOutcome> {
+    async fn release(&self, _: &ClaimedDelivery) -> StoreResult<LeaseOutcome> {
         broken()
     }
     async fn failed_deliveries(
@@ -1011,10 +1022,15 @@ impl Storage for BrokenStore {
         _: OrganizationId,
         _: SubscriptionId,
         _: usize,
-    ) -> Result<Vec<Delivery>> {
+    ) -> StoreResult<Vec<Delivery>> {
         broken()
     }
-    async fn redeliver(&self, _: OrganizationId, _: DeliveryId, _: DateTime<Utc>) -> Result<bool> {
+    async fn redeliver(
+        &self,
+        _: OrganizationId,
+        _: DeliveryId,
+        _: DateTime<Utc>,
+    ) -> StoreResult<bool> {
         broken()
     }
     async fn redeliver_failed(
@@ -1024,14 +1040,14 @@ impl Storage for BrokenStore {
         _: FailedSelection,
         _: DateTime<Utc>,
         _: usize,
-    ) -> Result<usize> {
+    ) -> StoreResult<usize> {
         broken()
     }
     async fn enqueue_for_subscription(
         &self,
         _: &NewEvent,
         _: SubscriptionId,
-    ) -> Result<Option<DeliveryId>> {
+    ) -> StoreResult<Option<DeliveryId>> {
         broken()
     }
     async fn list_attempts(
@@ -1039,20 +1055,20 @@ impl Storage for BrokenStore {
         _: OrganizationId,
         _: SubscriptionId,
         _: &str,
-    ) -> Result<Vec<AttemptLog>> {
+    ) -> StoreResult<Vec<AttemptLog>> {
         broken()
     }
     async fn latest_statuses(
         &self,
         _: OrganizationId,
         _: SubscriptionId,
-    ) -> Result<Vec<(String, DeliveryDetail)>> {
+    ) -> StoreResult<Vec<(String, DeliveryDetail)>> {
         broken()
     }
-    async fn queue_stats(&self, _: DateTime<Utc>) -> Result<QueueStats> {
+    async fn queue_stats(&self, _: DateTime<Utc>) -> StoreResult<QueueStats> {
         broken()
     }
-    async fn prune(&self, _: DateTime<Utc>, _: DateTime<Utc>) -> Result<u64> {
+    async fn prune(&self, _: DateTime<Utc>, _: DateTime<Utc>) -> StoreResult<u64> {
         broken()
     }
 }
@@ -1084,6 +1100,11 @@ async fn a_storage_failure_answers_500_without_details_and_reaches_the_hook() {
     let seen = seen.lock().expect("hook lock");
     assert_eq!(seen.len(), routes.len());
     assert!(seen.iter().all(|e| e.contains("db.internal:5432")));
+    assert!(
+        seen.iter()
+            .all(|e| e.contains("\"broken\"") && e.contains("Unavailable")),
+        "the hook gets the store's name and the kind of failure: {seen:?}"
+    );
 }
 
 #[tokio::test]

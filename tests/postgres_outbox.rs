@@ -311,11 +311,17 @@ async fn rollback(tx: Transaction<'static, Postgres>) {
 
 /// The recipe documented on `WebhookService::publish_in`.
 fn is_serialization_failure(error: &Error) -> bool {
-    std::error::Error::source(error)
-        .and_then(|source| source.downcast_ref::<sqlx::Error>())
-        .and_then(|source| source.as_database_error())
-        .and_then(|source| source.code())
-        .is_some_and(|code| code == "40001")
+    let Some(store) = std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<webhook_subscriptions::storage::Error>())
+    else {
+        return false;
+    };
+    store.kind() == webhook_subscriptions::storage::ErrorKind::Conflict
+        && std::error::Error::source(store)
+            .and_then(|source| source.downcast_ref::<sqlx::Error>())
+            .and_then(|source| source.as_database_error())
+            .and_then(|source| source.code())
+            .is_some_and(|code| code == "40001")
 }
 
 #[tokio::test]

@@ -21,9 +21,12 @@ use webhook_subscriptions::model::{
     LeaseOutcome, NewEvent, NextStep, OrganizationId, Recorded, SubscriptionChange, SubscriptionId,
     WebhookSubscription,
 };
-use webhook_subscriptions::storage::{FailedSelection, MemoryStore, QueueStats, Storage};
+use webhook_subscriptions::storage::{
+    Error as StoreError, ErrorKind, FailedSelection, MemoryStore, QueueStats,
+    Result as StoreResult, Storage,
+};
 use webhook_subscriptions::transport::{from_fn, TransportResponse};
-use webhook_subscriptions::{Clock, Error, Result};
+use webhook_subscriptions::Clock;
 
 /// An owned copy of what a hook saw, so tests can compare after the run.
 #[derive(Debug, Clone, PartialEq)]
@@ -363,20 +366,20 @@ impl Storage for FailingRecords {
         &self,
         organization: OrganizationId,
         subscription: &WebhookSubscription,
-    ) -> Result<()> {
+    ) -> StoreResult<()> {
         self.0.insert_subscription(organization, subscription).await
     }
     async fn get_subscription(
         &self,
         organization: OrganizationId,
         id: SubscriptionId,
-    ) -> Result<Option<WebhookSubscription>> {
+    ) -> StoreResult<Option<WebhookSubscription>> {
         self.0.get_subscription(organization, id).await
     }
     async fn list_subscriptions(
         &self,
         organization: OrganizationId,
-    ) -> Result<Vec<WebhookSubscription>> {
+    ) -> StoreResult<Vec<WebhookSubscription>> {
         self.0.list_subscriptions(organization).await
     }
     async fn update_subscription(
@@ -384,17 +387,17 @@ impl Storage for FailingRecords {
         organization: OrganizationId,
         id: SubscriptionId,
         change: &SubscriptionChange,
-    ) -> Result<Option<WebhookSubscription>> {
+    ) -> StoreResult<Option<WebhookSubscription>> {
         self.0.update_subscription(organization, id, change).await
     }
     async fn delete_subscription(
         &self,
         organization: OrganizationId,
         id: SubscriptionId,
-    ) -> Result<bool> {
+    ) -> StoreResult<bool> {
         self.0.delete_subscription(organization, id).await
     }
-    async fn enqueue_event(&self, event: &NewEvent) -> Result<usize> {
+    async fn enqueue_event(&self, event: &NewEvent) -> StoreResult<usize> {
         self.0.enqueue_event(event).await
     }
     async fn claim_deliveries_fairly(
@@ -402,10 +405,10 @@ impl Storage for FailingRecords {
         now: DateTime<Utc>,
         lease_for: chrono::Duration,
         limits: ClaimLimits,
-    ) -> Result<Vec<ClaimedDelivery>> {
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
         self.0.claim_deliveries_fairly(now, lease_for, limits).await
     }
-    async fn prune(&self, now: DateTime<Utc>, before: DateTime<Utc>) -> Result<u64> {
+    async fn prune(&self, now: DateTime<Utc>, before: DateTime<Utc>) -> StoreResult<u64> {
         self.0.prune(now, before).await
     }
     async fn redeliver_failed(
@@ -415,7 +418,7 @@ impl Storage for FailingRecords {
         which: FailedSelection,
         now: DateTime<Utc>,
         limit: usize,
-    ) -> Result<usize> {
+    ) -> StoreResult<usize> {
         self.0
             .redeliver_failed(organization, subscription, which, now, limit)
             .await
@@ -424,7 +427,7 @@ impl Storage for FailingRecords {
         &self,
         event: &NewEvent,
         subscription: SubscriptionId,
-    ) -> Result<Option<DeliveryId>> {
+    ) -> StoreResult<Option<DeliveryId>> {
         self.0.enqueue_for_subscription(event, subscription).await
     }
     async fn record_attempt_with_breaker(
@@ -433,17 +436,21 @@ impl Storage for FailingRecords {
         _detail: &DeliveryDetail,
         _next: NextStep,
         _breaker: Option<&CircuitBreaker>,
-    ) -> Result<Recorded> {
-        Err(Error::internal("the store is down"))
+    ) -> StoreResult<Recorded> {
+        Err(StoreError::new(
+            "failing",
+            ErrorKind::Unavailable,
+            "the store is down",
+        ))
     }
     async fn endpoint_health(
         &self,
         organization: OrganizationId,
         subscription: SubscriptionId,
-    ) -> Result<Option<EndpointHealth>> {
+    ) -> StoreResult<Option<EndpointHealth>> {
         self.0.endpoint_health(organization, subscription).await
     }
-    async fn release(&self, claim: &ClaimedDelivery) -> Result<LeaseOutcome> {
+    async fn release(&self, claim: &ClaimedDelivery) -> StoreResult<LeaseOutcome> {
         self.0.release(claim).await
     }
     async fn failed_deliveries(
@@ -451,7 +458,7 @@ impl Storage for FailingRecords {
         organization: OrganizationId,
         subscription: SubscriptionId,
         limit: usize,
-    ) -> Result<Vec<Delivery>> {
+    ) -> StoreResult<Vec<Delivery>> {
         self.0
             .failed_deliveries(organization, subscription, limit)
             .await
@@ -461,7 +468,7 @@ impl Storage for FailingRecords {
         organization: OrganizationId,
         delivery: DeliveryId,
         now: DateTime<Utc>,
-    ) -> Result<bool> {
+    ) -> StoreResult<bool> {
         self.0.redeliver(organization, delivery, now).await
     }
     async fn list_attempts(
@@ -469,7 +476,7 @@ impl Storage for FailingRecords {
         organization: OrganizationId,
         subscription: SubscriptionId,
         event: &str,
-    ) -> Result<Vec<AttemptLog>> {
+    ) -> StoreResult<Vec<AttemptLog>> {
         self.0
             .list_attempts(organization, subscription, event)
             .await
@@ -478,10 +485,10 @@ impl Storage for FailingRecords {
         &self,
         organization: OrganizationId,
         subscription: SubscriptionId,
-    ) -> Result<Vec<(String, DeliveryDetail)>> {
+    ) -> StoreResult<Vec<(String, DeliveryDetail)>> {
         self.0.latest_statuses(organization, subscription).await
     }
-    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats> {
+    async fn queue_stats(&self, now: DateTime<Utc>) -> StoreResult<QueueStats> {
         self.0.queue_stats(now).await
     }
 }

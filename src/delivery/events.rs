@@ -9,10 +9,10 @@ use chrono::{DateTime, Utc};
 use http::StatusCode;
 
 use super::outcome::Outcome;
-use crate::error::Error;
 use crate::model::{
     ClaimedDelivery, DeliveryId, EventId, NextStep, OrganizationId, SubscriptionId,
 };
+use crate::storage::Error as StoreError;
 
 /// Something the worker did or met. Events carry ids, the event name and
 /// numbers only: never a secret, a header value or a payload.
@@ -86,8 +86,9 @@ pub enum WorkerEvent<'a> {
     StoreError {
         /// The call that failed.
         operation: StoreOperation,
-        /// The store's error (kept for logs; never show it to API clients).
-        error: &'a Error,
+        /// The store's error, naming the store (kept for logs; never show it
+        /// to API clients).
+        error: &'a StoreError,
     },
     /// An attempt was logged, but another worker had taken the delivery
     /// over (the lease expired first): that worker decides what happens next.

@@ -27,7 +27,7 @@ use crate::model::{
     OrganizationId, SubscriptionId, TEST_EVENT,
 };
 use crate::signature::SignatureScheme;
-use crate::storage::Storage;
+use crate::storage::{Error as StoreError, Storage};
 use crate::transport::{Transport, TransportError};
 use crate::webhooks::DEFAULT_TRANSPORT_TIMEOUT;
 
@@ -717,12 +717,12 @@ impl Inner {
         let before = now
             .checked_sub_signed(self.retention)
             .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
-        self.storage.prune(now, before).await
+        Ok(self.storage.prune(now, before).await?)
     }
 
     /// Claims up to `limit` due deliveries, fairly and within the
     /// per-subscription cap.
-    async fn claim(&self, limit: usize) -> Result<Vec<ClaimedDelivery>> {
+    async fn claim(&self, limit: usize) -> crate::storage::Result<Vec<ClaimedDelivery>> {
         let limits = ClaimLimits::new(limit, self.max_in_flight_per_subscription);
         self.storage
             .claim_deliveries_fairly(self.clock.now(), self.lease, limits)
@@ -981,13 +981,13 @@ impl Inner {
     }
 
     /// Logs and reports a failed store call, handing its error back.
-    fn store_error(&self, operation: StoreOperation, error: Error) -> Error {
-        warn!(%operation, error = ?error, "webhook store call failed");
+    fn store_error(&self, operation: StoreOperation, error: StoreError) -> Error {
+        warn!(%operation, store = error.store(), error = %error, "webhook store call failed");
         self.emit(&WorkerEvent::StoreError {
             operation,
             error: &error,
         });
-        error
+        error.into()
     }
 
     /// Sets the queue gauges from [`Storage::queue_stats`].

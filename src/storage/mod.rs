@@ -10,17 +10,18 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::delivery::CircuitBreaker;
-use crate::error::Result;
 use crate::model::{
     AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, EndpointHealth,
     LeaseOutcome, NewEvent, NextStep, OrganizationId, Recorded, SubscriptionChange, SubscriptionId,
     WebhookSubscription,
 };
 
+mod error;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
 
+pub use error::{Error, ErrorKind, Result};
 pub use memory::{MemoryStore, MemoryStoreConfig, MemoryStoreStats, DEFAULT_DEDUP_WINDOW};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -65,9 +66,9 @@ impl QueueStats {
 /// Where subscriptions, queued deliveries, attempt logs and statuses live.
 ///
 /// Every method is scoped: a subscription of another organization behaves
-/// exactly like a missing one. Backends report their own failures as
-/// [`Error::Internal`](crate::Error::Internal) and never leak their details
-/// to API clients.
+/// exactly like a missing one. Backends report their own failures as a
+/// storage [`Error`] naming the store; the service shows it to API clients
+/// only as [`Error::Internal`](crate::Error::Internal).
 #[async_trait]
 pub trait Storage: Send + Sync + Debug {
     /// Stores a new subscription of `organization`.

@@ -112,11 +112,11 @@ use webhook_subscriptions::model::{
     EndpointHealth, EventId, HealthChange, Lease, LeaseOutcome, NewEvent, NextStep, OrganizationId,
     PreviousSecret, Recorded, SecretKey, SubscriptionChange, SubscriptionId, WebhookSubscription,
 };
+use webhook_subscriptions::storage::{Error, ErrorKind, Result};
 use webhook_subscriptions::storage::{
     FailedSelection, QueueStats, Storage, DEFAULT_DEDUP_WINDOW, DEFAULT_LOG_CAP,
     QUEUE_STATS_COUNT_LIMIT,
 };
-use webhook_subscriptions::{Error, Result};
 
 use kv::Kv;
 
@@ -130,7 +130,8 @@ pub mod kv {
     use std::ops::RangeInclusive;
     use std::sync::{Mutex, PoisonError};
 
-    use webhook_subscriptions::{Error, Result};
+    use super::internal;
+    use webhook_subscriptions::storage::{Error, Result};
 
     #[derive(Debug)]
     enum Value {
@@ -167,7 +168,7 @@ pub mod kv {
     }
 
     fn wrong_type(key: &str) -> Error {
-        Error::internal(format!("WRONGTYPE {key}"))
+        internal(format!("WRONGTYPE {key}"))
     }
 
     macro_rules! typed {
@@ -257,7 +258,7 @@ pub mod kv {
             };
             let next = current
                 .checked_add(delta)
-                .ok_or_else(|| Error::internal("ERR increment would overflow"))?;
+                .ok_or_else(|| internal("ERR increment would overflow"))?;
             self.set(key, next.to_string());
             Ok(next)
         }
@@ -478,20 +479,20 @@ fn int(bytes: &[u8]) -> Result<i64> {
     std::str::from_utf8(bytes)
         .ok()
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| Error::internal("ERR value is not an integer"))
+        .ok_or_else(|| internal("ERR value is not an integer"))
 }
 
 fn parse<T: FromStr>(text: &str) -> Result<T> {
     text.parse()
-        .map_err(|_| Error::internal(format!("unreadable key part {text:?}")))
+        .map_err(|_| internal(format!("unreadable key part {text:?}")))
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(value).map_err(Error::internal)
+    serde_json::to_vec(value).map_err(internal)
 }
 
 fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(Error::internal)
+    serde_json::from_slice(bytes).map_err(internal)
 }
 
 fn ms(at: DateTime<Utc>) -> i64 {
@@ -499,7 +500,7 @@ fn ms(at: DateTime<Utc>) -> i64 {
 }
 
 fn time(ms: i64) -> Result<DateTime<Utc>> {
-    DateTime::from_timestamp_millis(ms).ok_or_else(|| Error::internal("time out of range"))
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| internal("time out of range"))
 }
 
 fn later(at: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
@@ -540,7 +541,7 @@ fn pair<T: FromStr>(text: &str) -> Result<(Org, T)> {
 }
 
 fn next_seq(kv: &mut Kv) -> Result<u64> {
-    u64::try_from(kv.incr_by("seq", 1)?).map_err(Error::internal)
+    u64::try_from(kv.incr_by("seq", 1)?).map_err(internal)
 }
 
 fn load_sub(kv: &Kv, org: Org, id: Sub) -> Result<Option<WebhookSubscription>> {
@@ -553,7 +554,7 @@ fn load_sub(kv: &Kv, org: Org, id: Sub) -> Result<Option<WebhookSubscription>> {
         let secret = std::str::from_utf8(secret).ok().map(SecretKey::from_hex);
         let secret = secret
             .and_then(|s| s.ok())
-            .ok_or_else(|| Error::internal("unreadable previous secret"))?;
+            .ok_or_else(|| internal("unreadable previous secret"))?;
         sub.previous_secret = Some(PreviousSecret::new(secret, time(int(until)?)?));
     }
     Ok(Some(sub))
@@ -611,7 +612,7 @@ fn load_health(kv: &Kv, org: Org, sub: Sub) -> Result<Option<EndpointHealth>> {
     else {
         return Ok(None);
     };
-    let count = |n: i64| u32::try_from(n).map_err(Error::internal);
+    let count = |n: i64| u32::try_from(n).map_err(internal);
     let paused = field("paused")?.map(time).transpose()?;
     let health = EndpointHealth::new(count(streak)?, time(since)?, paused, count(opened)?);
     Ok(Some(health))
@@ -839,7 +840,7 @@ fn claim(
             }
             Slot::Failed => continue,
         }
-        let token = u64::try_from(kv.incr_by("tokens", 1)?).map_err(Error::internal)?;
+        let token = u64::try_from(kv.incr_by("tokens", 1)?).map_err(internal)?;
         let token = Uuid::from_u64_pair(0, token);
         rec.state = Slot::Leased {
             token,
@@ -849,7 +850,7 @@ fn claim(
         kv.zadd(&key("inflight", org, sub), ms(expires_at), &member)?;
         touched.insert((org, sub));
         let subscription = load_sub(kv, org, sub)?
-            .ok_or_else(|| Error::internal("a delivery without its subscription"))?;
+            .ok_or_else(|| internal("a delivery without its subscription"))?;
         claimed.push(ClaimedDelivery {
             delivery: to_delivery(kv, org, id, &rec)?,
             subscription: Arc::new(subscription),
@@ -929,7 +930,7 @@ fn record(
                 disable(kv, org, sub)?;
             }
         }
-        _ => return Err(Error::internal("a next step this store does not know")),
+        _ => return Err(internal("a next step this store does not know")),
     }
     refresh(kv, org, sub)?;
     Ok(Recorded::new(LeaseOutcome::Applied, change))
@@ -1044,7 +1045,7 @@ impl Storage for KvStore {
         self.engine.script(|kv| {
             let k = key("sub", org, sub.id);
             if kv.exists(&k) {
-                return Err(Error::internal("subscription id already exists"));
+                return Err(internal("subscription id already exists"));
             }
             let seq = next_seq(kv)?;
             kv.hset(&k, "seq", seq.to_string())?;
@@ -1196,7 +1197,7 @@ impl Storage for KvStore {
                     .iter()
                     .map(|(m, _)| after_colon(m))
                     .collect::<Result<_>>()?,
-                _ => return Err(Error::internal("a selection this store does not know")),
+                _ => return Err(internal("a selection this store does not know")),
             };
             for &id in &picked {
                 if let Some(rec) = load_rec(kv, org, id)? {
@@ -1228,9 +1229,7 @@ impl Storage for KvStore {
             let mut attempts = Vec::new();
             for bytes in kv.lrange(&log_key(org, sub, event), 0, last)? {
                 let entry: LogEntry = from_json(&bytes)?;
-                let payload = BASE64_STANDARD
-                    .decode(entry.payload)
-                    .map_err(Error::internal)?;
+                let payload = BASE64_STANDARD.decode(entry.payload).map_err(internal)?;
                 attempts.push(AttemptLog {
                     delivery_id: entry.delivery_id,
                     event_id: entry.event_id,
@@ -1286,4 +1285,10 @@ impl Storage for KvStore {
             }
         }
     }
+}
+
+/// A failure of this store: a storage error of the `kv` store (every failure
+/// of a toy counts as `Other`).
+fn internal(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
+    Error::new("kv", ErrorKind::Other, source)
 }

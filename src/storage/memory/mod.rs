@@ -14,7 +14,9 @@ use crate::model::{
     LeaseOutcome, NewEvent, NextStep, OrganizationId, Recorded, SubscriptionChange, SubscriptionId,
     WebhookSubscription,
 };
-use crate::storage::{FailedSelection, QueueStats, Storage, DEFAULT_LOG_CAP};
+use crate::storage::{
+    FailedSelection, QueueStats, Result as StoreResult, Storage, DEFAULT_LOG_CAP,
+};
 
 mod state;
 
@@ -183,7 +185,7 @@ impl Storage for MemoryStore {
         &self,
         organization: OrganizationId,
         subscription: &WebhookSubscription,
-    ) -> Result<()> {
+    ) -> StoreResult<()> {
         self.write().insert(organization, subscription)
     }
 
@@ -191,7 +193,7 @@ impl Storage for MemoryStore {
         &self,
         organization: OrganizationId,
         id: SubscriptionId,
-    ) -> Result<Option<WebhookSubscription>> {
+    ) -> StoreResult<Option<WebhookSubscription>> {
         let found = self.read().get(organization, id);
         Ok(found.map(|sub| WebhookSubscription::clone(&sub)))
     }
@@ -199,7 +201,7 @@ impl Storage for MemoryStore {
     async fn list_subscriptions(
         &self,
         organization: OrganizationId,
-    ) -> Result<Vec<WebhookSubscription>> {
+    ) -> StoreResult<Vec<WebhookSubscription>> {
         let found = self.read().list(organization);
         Ok(found
             .iter()
@@ -212,7 +214,7 @@ impl Storage for MemoryStore {
         organization: OrganizationId,
         id: SubscriptionId,
         change: &SubscriptionChange,
-    ) -> Result<Option<WebhookSubscription>> {
+    ) -> StoreResult<Option<WebhookSubscription>> {
         let updated = self.write().update(organization, id, change);
         Ok(updated.map(|sub| WebhookSubscription::clone(&sub)))
     }
@@ -221,11 +223,11 @@ impl Storage for MemoryStore {
         &self,
         organization: OrganizationId,
         id: SubscriptionId,
-    ) -> Result<bool> {
+    ) -> StoreResult<bool> {
         Ok(self.write().delete(organization, id))
     }
 
-    async fn enqueue_event(&self, event: &NewEvent) -> Result<usize> {
+    async fn enqueue_event(&self, event: &NewEvent) -> StoreResult<usize> {
         self.write().enqueue(event, self.config.dedup_window)
     }
 
@@ -234,7 +236,7 @@ impl Storage for MemoryStore {
         now: DateTime<Utc>,
         lease_for: Duration,
         limits: ClaimLimits,
-    ) -> Result<Vec<ClaimedDelivery>> {
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
         Ok(self.write().claim(now, lease_for, limits))
     }
 
@@ -244,7 +246,7 @@ impl Storage for MemoryStore {
         detail: &DeliveryDetail,
         next: NextStep,
         breaker: Option<&CircuitBreaker>,
-    ) -> Result<Recorded> {
+    ) -> StoreResult<Recorded> {
         Ok(self
             .write()
             .record_attempt(claim, detail, next, breaker, self.config.log_cap))
@@ -254,11 +256,11 @@ impl Storage for MemoryStore {
         &self,
         organization: OrganizationId,
         subscription: SubscriptionId,
-    ) -> Result<Option<EndpointHealth>> {
+    ) -> StoreResult<Option<EndpointHealth>> {
         Ok(self.read().health(organization, subscription))
     }
 
-    async fn release(&self, claim: &ClaimedDelivery) -> Result<LeaseOutcome> {
+    async fn release(&self, claim: &ClaimedDelivery) -> StoreResult<LeaseOutcome> {
         Ok(self.write().release(claim))
     }
 
@@ -267,7 +269,7 @@ impl Storage for MemoryStore {
         organization: OrganizationId,
         subscription: SubscriptionId,
         limit: usize,
-    ) -> Result<Vec<Delivery>> {
+    ) -> StoreResult<Vec<Delivery>> {
         Ok(self.read().failed(organization, subscription, limit))
     }
 
@@ -276,7 +278,7 @@ impl Storage for MemoryStore {
         organization: OrganizationId,
         delivery: DeliveryId,
         now: DateTime<Utc>,
-    ) -> Result<bool> {
+    ) -> StoreResult<bool> {
         Ok(self.write().redeliver(organization, delivery, now))
     }
 
@@ -287,7 +289,7 @@ impl Storage for MemoryStore {
         which: FailedSelection,
         now: DateTime<Utc>,
         limit: usize,
-    ) -> Result<usize> {
+    ) -> StoreResult<usize> {
         Ok(self
             .write()
             .redeliver_failed(organization, subscription, which, now, limit))
@@ -297,7 +299,7 @@ impl Storage for MemoryStore {
         &self,
         event: &NewEvent,
         subscription: SubscriptionId,
-    ) -> Result<Option<DeliveryId>> {
+    ) -> StoreResult<Option<DeliveryId>> {
         self.write()
             .enqueue_for(event, subscription, self.config.dedup_window)
     }
@@ -307,7 +309,7 @@ impl Storage for MemoryStore {
         organization: OrganizationId,
         subscription: SubscriptionId,
         event: &str,
-    ) -> Result<Vec<AttemptLog>> {
+    ) -> StoreResult<Vec<AttemptLog>> {
         Ok(self.read().attempts(organization, subscription, event))
     }
 
@@ -315,15 +317,15 @@ impl Storage for MemoryStore {
         &self,
         organization: OrganizationId,
         subscription: SubscriptionId,
-    ) -> Result<Vec<(String, DeliveryDetail)>> {
+    ) -> StoreResult<Vec<(String, DeliveryDetail)>> {
         Ok(self.read().latest(organization, subscription))
     }
 
-    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats> {
+    async fn queue_stats(&self, now: DateTime<Utc>) -> StoreResult<QueueStats> {
         Ok(self.read().queue_stats(now))
     }
 
-    async fn prune(&self, now: DateTime<Utc>, before: DateTime<Utc>) -> Result<u64> {
+    async fn prune(&self, now: DateTime<Utc>, before: DateTime<Utc>) -> StoreResult<u64> {
         Ok(self.write().prune(now, before))
     }
 }

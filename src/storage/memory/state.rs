@@ -13,7 +13,6 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use crate::delivery::CircuitBreaker;
-use crate::error::{Error, Result};
 use crate::model::{
     AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, DeliveryState,
     EndpointHealth, EventId, HealthChange, Lease, LeaseOutcome, NewEvent, NextStep, OrganizationId,
@@ -21,7 +20,9 @@ use crate::model::{
 };
 
 use super::MemoryStoreStats;
-use crate::storage::{FailedSelection, QueueStats, QUEUE_STATS_COUNT_LIMIT};
+use crate::storage::{
+    Error, ErrorKind, FailedSelection, QueueStats, Result, QUEUE_STATS_COUNT_LIMIT,
+};
 
 /// Position in the queue's ordered indexes: a time, then the delivery's
 /// creation sequence so equal times stay distinct and first-come first.
@@ -404,11 +405,17 @@ impl Record {
     }
 }
 
+/// A failure of this store.
+fn memory_error(kind: ErrorKind, message: impl Into<String>) -> Error {
+    Error::new("memory", kind, message.into())
+}
+
 /// `count` fresh v4 UUIDs from a single read of the OS randomness (one
 /// system call under the lock rather than one per id).
 fn random_uuids(count: usize) -> Result<Vec<Uuid>> {
     let mut bytes = vec![0u8; count * 16];
-    getrandom::fill(&mut bytes).map_err(|e| Error::internal(format!("os randomness: {e}")))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|e| memory_error(ErrorKind::Other, format!("os randomness: {e}")))?;
     Ok(bytes
         .chunks_exact(16)
         .map(|chunk| {
@@ -490,7 +497,10 @@ impl State {
     ) -> Result<()> {
         let key = (organization, subscription.id);
         if self.subscriptions.contains_key(&key) {
-            return Err(Error::internal("subscription id already exists"));
+            return Err(memory_error(
+                ErrorKind::Conflict,
+                "subscription id already exists",
+            ));
         }
         let seq = self.next_seq();
         self.subscribers.add(organization, subscription);
@@ -659,7 +669,7 @@ impl State {
             return Ok(None);
         }
         let [id] = random_uuids(1)?[..] else {
-            return Err(Error::internal("os randomness gave no id"));
+            return Err(memory_error(ErrorKind::Other, "os randomness gave no id"));
         };
         let forget_at = later(now, dedup_window);
         self.seen.insert(key, forget_at);

@@ -15,7 +15,8 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::error::{Error, Result};
+use super::rows::{corrupt_result, kind_of, STORE};
+use crate::storage::{Error, ErrorKind, Result};
 
 /// The most items written by one statement.
 const MAX_BATCH: usize = 128;
@@ -64,9 +65,13 @@ impl<W: BatchWrite> Batcher<W> {
             // The task is gone (its runtime shut down): write directly.
             return self.write_alone(job.item).await;
         }
-        answer
-            .await
-            .map_err(|_| Error::internal("postgres batch writer stopped before answering"))?
+        answer.await.map_err(|_| {
+            Error::new(
+                STORE,
+                ErrorKind::Other,
+                "batch writer stopped before answering",
+            )
+        })?
     }
 
     /// The queue of the background task, started on first use on the
@@ -84,10 +89,10 @@ impl<W: BatchWrite> Batcher<W> {
     }
 
     async fn write_alone(&self, item: W::Item) -> Result<W::Output> {
-        let mut outputs = self.writer.write(&[&item]).await.map_err(Error::internal)?;
+        let mut outputs = self.writer.write(&[&item]).await.map_err(shared)?;
         outputs
             .pop()
-            .ok_or_else(|| Error::internal("postgres batch write returned no result"))
+            .ok_or_else(|| corrupt_result("batch write returned no result"))
     }
 }
 
@@ -117,14 +122,14 @@ async fn run<W: BatchWrite>(writer: Arc<W>, mut jobs: mpsc::UnboundedReceiver<Jo
             }
             Ok(_) => {
                 for job in batch {
-                    let _ = job.reply.send(Err(Error::internal(
-                        "postgres batch write returned a wrong number of results",
+                    let _ = job.reply.send(Err(corrupt_result(
+                        "batch write returned a wrong number of results",
                     )));
                 }
             }
             Err(error) => {
                 for job in batch {
-                    let _ = job.reply.send(Err(Error::internal(Arc::clone(&error))));
+                    let _ = job.reply.send(Err(shared(Arc::clone(&error))));
                 }
             }
         }
@@ -147,4 +152,9 @@ fn take_batch<W: BatchWrite>(waiting: &mut VecDeque<Job<W>>) -> Vec<Job<W>> {
     *waiting = later;
     batch.sort_by(|a, b| W::key(&a.item).cmp(&W::key(&b.item)));
     batch
+}
+
+/// A statement's error, shared by every caller of its batch.
+fn shared(error: Arc<sqlx::Error>) -> Error {
+    Error::new(STORE, kind_of(&error), error)
 }

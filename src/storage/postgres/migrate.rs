@@ -123,7 +123,8 @@ pub(super) async fn migrate(pool: &PgPool, schema: &str) -> Result<()> {
         .await
         .map_err(db)?;
     }
-    tx.commit().await.map_err(db)
+    tx.commit().await.map_err(db)?;
+    Ok(())
 }
 
 fn checksum_of(migration: &Migration) -> Vec<u8> {

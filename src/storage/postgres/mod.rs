@@ -54,7 +54,10 @@ use crate::model::{
     EndpointHealth, Lease, LeaseOutcome, NewEvent, NextStep, OrganizationId, Recorded,
     SubscriptionChange, SubscriptionId, WebhookSubscription,
 };
-use crate::storage::{FailedSelection, QueueStats, Storage, DEFAULT_DEDUP_WINDOW, DEFAULT_LOG_CAP};
+use crate::storage::{
+    FailedSelection, QueueStats, Result as StoreResult, Storage, DEFAULT_DEDUP_WINDOW,
+    DEFAULT_LOG_CAP,
+};
 
 mod batch;
 mod migrate;
@@ -269,7 +272,7 @@ impl PostgresStore {
     /// queued delivery or attempt log still needs; returns how many were
     /// forgotten. Run it from a periodic maintenance job: it scans the queue
     /// and the logs.
-    pub async fn prune_events(&self, now: DateTime<Utc>) -> Result<u64> {
+    pub async fn prune_events(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         let cutoff = now
             .checked_sub_signed(self.config.dedup_window)
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
@@ -307,12 +310,12 @@ impl PostgresStore {
         let queued = EnqueueWriter::enqueue(&self.queries, connection, &[event])
             .await
             .map_err(db)?;
-        queued_count(queued.first().copied())
+        Ok(queued_count(queued.first().copied())?)
     }
 
     /// Drops claimed rows whose subscription or event is gone: a fan-out
     /// that raced with a delete can leave such a delivery behind.
-    async fn drop_orphans(&self, orphans: Vec<(Uuid, Uuid)>) -> Result<()> {
+    async fn drop_orphans(&self, orphans: Vec<(Uuid, Uuid)>) -> StoreResult<()> {
         let (ids, tokens): (Vec<Uuid>, Vec<Uuid>) = orphans.into_iter().unzip();
         sqlx::query(sql(&self.queries.drop_orphans))
             .bind(ids)
@@ -334,9 +337,9 @@ impl fmt::Debug for PostgresStore {
     }
 }
 
-fn queued_count(queued: Option<i64>) -> Result<usize> {
-    let queued = queued.ok_or_else(|| Error::internal("fan-out returned no count"))?;
-    usize::try_from(queued).map_err(Error::internal)
+fn queued_count(queued: Option<i64>) -> StoreResult<usize> {
+    let queued = queued.ok_or_else(|| rows::corrupt_result("fan-out returned no count"))?;
+    usize::try_from(queued).map_err(|e| rows::corrupt_result(e.to_string()))
 }
 
 /// The previous secret's bytes, bound as NULL when there is none.
@@ -357,7 +360,7 @@ impl Storage for PostgresStore {
         &self,
         organization: OrganizationId,
         subscription: &WebhookSubscription,
-    ) -> Result<()> {
+    ) -> StoreResult<()> {
         sqlx::query(sql(&self.queries.insert_subscription))
             .bind(organization.0)
             .bind(subscription.id.0)
@@ -384,7 +387,7 @@ impl Storage for PostgresStore {
         &self,
         organization: OrganizationId,
         id: SubscriptionId,
-    ) -> Result<Option<WebhookSubscription>> {
+    ) -> StoreResult<Option<WebhookSubscription>> {
         let row = sqlx::query(sql(&self.queries.get_subscription))
             .bind(organization.0)
             .bind(id.0)
@@ -400,7 +403,7 @@ impl Storage for PostgresStore {
     async fn list_subscriptions(
         &self,
         organization: OrganizationId,
-    ) -> Result<Vec<WebhookSubscription>> {
+    ) -> StoreResult<Vec<WebhookSubscription>> {
         let found = sqlx::query(sql(&self.queries.list_subscriptions))
             .bind(organization.0)
             .fetch_all(&self.pool)
@@ -418,7 +421,7 @@ impl Storage for PostgresStore {
         organization: OrganizationId,
         id: SubscriptionId,
         change: &SubscriptionChange,
-    ) -> Result<Option<WebhookSubscription>> {
+    ) -> StoreResult<Option<WebhookSubscription>> {
         // The row lock makes read-apply-write atomic: concurrent changes of
         // different fields all survive.
         let mut tx = self.pool.begin().await.map_err(db)?;
@@ -458,7 +461,7 @@ impl Storage for PostgresStore {
         &self,
         organization: OrganizationId,
         id: SubscriptionId,
-    ) -> Result<bool> {
+    ) -> StoreResult<bool> {
         sqlx::query_scalar(sql(&self.queries.delete_subscription))
             .bind(organization.0)
             .bind(id.0)
@@ -467,7 +470,7 @@ impl Storage for PostgresStore {
             .map_err(db)
     }
 
-    async fn enqueue_event(&self, event: &NewEvent) -> Result<usize> {
+    async fn enqueue_event(&self, event: &NewEvent) -> StoreResult<usize> {
         let queued = self.enqueues.submit(event.clone()).await?;
         queued_count(Some(queued))
     }
@@ -477,7 +480,7 @@ impl Storage for PostgresStore {
         now: DateTime<Utc>,
         lease_for: Duration,
         limits: ClaimLimits,
-    ) -> Result<Vec<ClaimedDelivery>> {
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
         let limit = limits.batch;
         let cap = bind_limit(limits.per_subscription);
         if limit == 0 || cap == 0 {
@@ -561,7 +564,7 @@ impl Storage for PostgresStore {
         detail: &DeliveryDetail,
         next: NextStep,
         breaker: Option<&CircuitBreaker>,
-    ) -> Result<Recorded> {
+    ) -> StoreResult<Recorded> {
         self.records
             .submit(Attempt::new(claim, detail, next, breaker))
             .await
@@ -571,7 +574,7 @@ impl Storage for PostgresStore {
         &self,
         organization: OrganizationId,
         subscription: SubscriptionId,
-    ) -> Result<Option<EndpointHealth>> {
+    ) -> StoreResult<Option<EndpointHealth>> {
         let found = sqlx::query(sql(&self.queries.endpoint_health))
             .bind(organization.0)
             .bind(subscription.0)
@@ -581,7 +584,7 @@ impl Storage for PostgresStore {
         found.as_ref().map(rows::health).transpose()
     }
 
-    async fn release(&self, claim: &ClaimedDelivery) -> Result<LeaseOutcome> {
+    async fn release(&self, claim: &ClaimedDelivery) -> StoreResult<LeaseOutcome> {
         let done = sqlx::query(sql(&self.queries.release))
             .bind(claim.delivery.id.0)
             .bind(claim.lease.token)
@@ -600,7 +603,7 @@ impl Storage for PostgresStore {
         organization: OrganizationId,
         subscription: SubscriptionId,
         limit: usize,
-    ) -> Result<Vec<Delivery>> {
+    ) -> StoreResult<Vec<Delivery>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -622,7 +625,7 @@ impl Storage for PostgresStore {
         organization: OrganizationId,
         delivery: DeliveryId,
         now: DateTime<Utc>,
-    ) -> Result<bool> {
+    ) -> StoreResult<bool> {
         let done = sqlx::query(sql(&self.queries.redeliver))
             .bind(organization.0)
             .bind(delivery.0)
@@ -640,7 +643,7 @@ impl Storage for PostgresStore {
         which: FailedSelection,
         now: DateTime<Utc>,
         limit: usize,
-    ) -> Result<usize> {
+    ) -> StoreResult<usize> {
         let (one, since) = match which {
             FailedSelection::One(id) => (Some(id.0), None),
             FailedSelection::Since(since) => (None, Some(since)),
@@ -655,14 +658,14 @@ impl Storage for PostgresStore {
             .fetch_one(&self.pool)
             .await
             .map_err(db)?;
-        usize::try_from(requeued).map_err(Error::internal)
+        usize::try_from(requeued).map_err(|e| rows::corrupt_result(e.to_string()))
     }
 
     async fn enqueue_for_subscription(
         &self,
         event: &NewEvent,
         subscription: SubscriptionId,
-    ) -> Result<Option<DeliveryId>> {
+    ) -> StoreResult<Option<DeliveryId>> {
         let queued: Option<Uuid> = sqlx::query_scalar(sql(&self.queries.enqueue_for_subscription))
             .bind(event.organization_id.0)
             .bind(event.event_id.0)
@@ -681,7 +684,7 @@ impl Storage for PostgresStore {
         organization: OrganizationId,
         subscription: SubscriptionId,
         event: &str,
-    ) -> Result<Vec<AttemptLog>> {
+    ) -> StoreResult<Vec<AttemptLog>> {
         let found = sqlx::query(sql(&self.queries.list_attempts))
             .bind(organization.0)
             .bind(subscription.0)
@@ -696,7 +699,7 @@ impl Storage for PostgresStore {
         &self,
         organization: OrganizationId,
         subscription: SubscriptionId,
-    ) -> Result<Vec<(String, DeliveryDetail)>> {
+    ) -> StoreResult<Vec<(String, DeliveryDetail)>> {
         let found = sqlx::query(sql(&self.queries.latest_statuses))
             .bind(organization.0)
             .bind(subscription.0)
@@ -712,7 +715,7 @@ impl Storage for PostgresStore {
             .collect()
     }
 
-    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats> {
+    async fn queue_stats(&self, now: DateTime<Utc>) -> StoreResult<QueueStats> {
         let row = sqlx::query(sql(&self.queries.queue_stats))
             .bind(now)
             .fetch_one(&self.pool)
@@ -721,12 +724,12 @@ impl Storage for PostgresStore {
         let due: i64 = sqlx::Row::try_get(&row, "due").map_err(db)?;
         let oldest_due_at = sqlx::Row::try_get(&row, "oldest_due_at").map_err(db)?;
         Ok(QueueStats {
-            due: u64::try_from(due).map_err(Error::internal)?,
+            due: u64::try_from(due).map_err(|e| rows::corrupt_result(e.to_string()))?,
             oldest_due_at,
         })
     }
 
-    async fn prune(&self, now: DateTime<Utc>, before: DateTime<Utc>) -> Result<u64> {
+    async fn prune(&self, now: DateTime<Utc>, before: DateTime<Utc>) -> StoreResult<u64> {
         let removed: i64 = sqlx::query_scalar(sql(&self.queries.prune_history))
             .bind(before)
             .fetch_one(&self.pool)

@@ -11,15 +11,49 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::queries::{FAILED, LEASED, PENDING};
-use crate::error::{Error, Result};
 use crate::model::{
     AttemptLog, Delivery, DeliveryDetail, DeliveryState, EndpointHealth, PreviousSecret, SecretKey,
     WebhookSubscription,
 };
+use crate::storage::{Error, ErrorKind, Result};
+
+/// The store's name in its errors.
+pub(super) const STORE: &str = "postgres";
 
 /// A storage failure, kept for logs and shown to clients as `Internal Server Error`.
 pub(super) fn db(error: sqlx::Error) -> Error {
-    Error::internal(error)
+    Error::new(STORE, kind_of(&error), error)
+}
+
+/// How a database error counts: the pool or connection failing is the
+/// database being unavailable; serialization failures, deadlocks and
+/// duplicate keys are conflicts; rows that do not decode are corrupt.
+pub(super) fn kind_of(error: &sqlx::Error) -> ErrorKind {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => ErrorKind::Unavailable,
+        sqlx::Error::Database(database) => match database.code().as_deref() {
+            // serialization_failure, deadlock_detected, unique_violation
+            Some("40001" | "40P01" | "23505") => ErrorKind::Conflict,
+            // admin_shutdown, crash_shutdown, cannot_connect_now
+            Some("57P01" | "57P02" | "57P03") => ErrorKind::Unavailable,
+            _ => ErrorKind::Other,
+        },
+        sqlx::Error::RowNotFound
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::Protocol(_) => ErrorKind::Corrupt,
+        _ => ErrorKind::Other,
+    }
+}
+
+/// A result from the database that does not make sense.
+pub(super) fn corrupt_result(message: impl Into<String>) -> Error {
+    Error::new(STORE, ErrorKind::Corrupt, message.into())
 }
 
 fn get<'r, T>(row: &'r PgRow, column: &str) -> Result<T>
@@ -30,7 +64,7 @@ where
 }
 
 fn corrupt(what: &str) -> Error {
-    Error::internal(format!("stored {what} is out of range"))
+    corrupt_result(format!("stored {what} is out of range"))
 }
 
 /// The subscription of a row holding the subscription columns, or `None`
@@ -136,7 +170,7 @@ pub(super) fn attempt(row: &PgRow) -> Result<AttemptLog> {
 pub(super) fn health(row: &PgRow) -> Result<EndpointHealth> {
     let count = |column: &str| -> Result<u32> {
         let value: i32 = get(row, column)?;
-        u32::try_from(value).map_err(|_| Error::internal(format!("negative {column}: {value}")))
+        u32::try_from(value).map_err(|_| corrupt_result(format!("negative {column}: {value}")))
     };
     Ok(EndpointHealth::new(
         count("failure_streak")?,
@@ -144,4 +178,29 @@ pub(super) fn health(row: &PgRow) -> Result<EndpointHealth> {
         get(row, "paused_until")?,
         count("times_opened")?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_failures_are_sorted_by_kind() {
+        for (error, kind) in [
+            (sqlx::Error::PoolTimedOut, ErrorKind::Unavailable),
+            (sqlx::Error::PoolClosed, ErrorKind::Unavailable),
+            (
+                sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+                ErrorKind::Unavailable,
+            ),
+            (sqlx::Error::RowNotFound, ErrorKind::Corrupt),
+            (sqlx::Error::Protocol("garbage".into()), ErrorKind::Corrupt),
+            (sqlx::Error::Configuration("bad".into()), ErrorKind::Other),
+        ] {
+            let shown = error.to_string();
+            let stored = db(error);
+            assert_eq!(stored.kind(), kind, "{shown}");
+            assert_eq!(stored.store(), "postgres");
+        }
+    }
 }
