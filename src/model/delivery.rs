@@ -30,7 +30,7 @@ pub struct DeliveryDetail {
 }
 
 /// The first `limit` bytes of `text`, cut back to a UTF-8 character boundary.
-pub fn truncate_utf8(text: &str, limit: usize) -> &str {
+pub(crate) fn truncate_utf8(text: &str, limit: usize) -> &str {
     if text.len() <= limit {
         return text;
     }
@@ -44,7 +44,7 @@ pub fn truncate_utf8(text: &str, limit: usize) -> &str {
 /// `responseText` for a response: at most [`RESPONSE_TEXT_LIMIT`] bytes of the
 /// body (lossily decoded, cut on a character boundary), or `reason` when the
 /// body is empty.
-pub fn response_text(body: &[u8], reason: &str) -> String {
+pub(crate) fn response_text(body: &[u8], reason: &str) -> String {
     if body.is_empty() {
         return reason.to_owned();
     }

@@ -14,10 +14,11 @@ mod subscription;
 pub mod time;
 
 pub use authorization::{Authorization, AUTHORIZATION_HEADER};
+pub(crate) use delivery::{response_text, truncate_utf8};
 pub use delivery::{
-    response_text, truncate_utf8, AttemptLog, ClaimLimits, ClaimedDelivery, Delivery,
-    DeliveryDetail, DeliveryState, DeliveryStatus, EventDeliveryStatus, EventLogEntry, Lease,
-    LeaseOutcome, NewEvent, NextStep, RESPONSE_TEXT_LIMIT,
+    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryState,
+    DeliveryStatus, EventDeliveryStatus, EventLogEntry, Lease, LeaseOutcome, NewEvent, NextStep,
+    RESPONSE_TEXT_LIMIT,
 };
 pub use event::{
     fully_qualified_name, Event, EventCatalogue, EventEnvelope, InvalidCatalogue, Organization,

@@ -115,7 +115,7 @@ impl fmt::Debug for PatchWebhookSubscription {
 mod nullable {
     use super::*;
 
-    pub fn serialize<T: Serialize, S: Serializer>(
+    pub(super) fn serialize<T: Serialize, S: Serializer>(
         value: &Option<Option<T>>,
         s: S,
     ) -> Result<S::Ok, S::Error> {
@@ -125,7 +125,7 @@ mod nullable {
         }
     }
 
-    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    pub(super) fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<Option<T>>, D::Error> {
         Option::<T>::deserialize(d).map(Some)

@@ -305,6 +305,9 @@ pub enum FailedSelection {
 
 macro_rules! forward_storage {
     ($ty:ty) => {
+        // Forwards every method, provided ones included: a store's own
+        // `claim_deliveries` or `record_attempt` must never be bypassed.
+        #[deny(clippy::missing_trait_methods)]
         #[async_trait]
         impl<T: Storage + ?Sized> Storage for $ty {
             async fn insert_subscription(
