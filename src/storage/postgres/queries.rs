@@ -145,3 +145,131 @@ impl Queries {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::storage::QUEUE_STATS_COUNT_LIMIT;
+
+    /// The columns of a subscription row, in the order [`super::super::rows`]
+    /// reads them.
+    const SUBSCRIPTION_COLUMNS: &str = "s.id, s.name, s.url, s.events, s.headers, s.secret, \
+         s.enabled, s.created_at, s.created_by, s.updated_at, s.updated_by, s.filters, \
+         s.previous_secret, s.previous_secret_expires_at";
+
+    /// Every statement, named after its file (the claim for 7 rows).
+    fn statements(q: &Queries) -> Vec<(&'static str, Arc<str>)> {
+        vec![
+            ("insert_subscription", Arc::clone(&q.insert_subscription)),
+            ("get_subscription", Arc::clone(&q.get_subscription)),
+            ("lock_subscription", Arc::clone(&q.lock_subscription)),
+            ("list_subscriptions", Arc::clone(&q.list_subscriptions)),
+            ("write_subscription", Arc::clone(&q.write_subscription)),
+            ("delete_subscription", Arc::clone(&q.delete_subscription)),
+            ("enqueue_events", Arc::clone(&q.enqueue_events)),
+            ("claim_lanes", Arc::clone(&q.claim_lanes)),
+            ("claim", q.claim(7)),
+            ("drop_orphans", Arc::clone(&q.drop_orphans)),
+            ("record_attempts", Arc::clone(&q.record_attempts)),
+            ("seed_health", Arc::clone(&q.seed_health)),
+            ("lock_health", Arc::clone(&q.lock_health)),
+            ("write_health", Arc::clone(&q.write_health)),
+            ("endpoint_health", Arc::clone(&q.endpoint_health)),
+            ("release", Arc::clone(&q.release)),
+            ("failed_deliveries", Arc::clone(&q.failed_deliveries)),
+            ("redeliver", Arc::clone(&q.redeliver)),
+            ("redeliver_failed", Arc::clone(&q.redeliver_failed)),
+            (
+                "enqueue_for_subscription",
+                Arc::clone(&q.enqueue_for_subscription),
+            ),
+            ("list_attempts", Arc::clone(&q.list_attempts)),
+            ("latest_statuses", Arc::clone(&q.latest_statuses)),
+            ("prune_events", Arc::clone(&q.prune_events)),
+            ("queue_stats", Arc::clone(&q.queue_stats)),
+            ("prune_history", Arc::clone(&q.prune_history)),
+        ]
+    }
+
+    /// `text` with every run of whitespace made one space.
+    fn squeeze(text: &str) -> String {
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn the_sql_files_use_the_state_and_next_codes_of_the_rust_side() {
+        assert_eq!((PENDING, LEASED, FAILED), (0, 1, 2));
+        assert_eq!(
+            (NEXT_COMPLETE, NEXT_RETRY, NEXT_FAIL, NEXT_FAIL_AND_DISABLE),
+            (0, 1, 2, 3)
+        );
+    }
+
+    #[test]
+    fn every_placeholder_is_rendered_and_no_comment_is_sent() {
+        let q = Queries::new("wh_store", 25);
+        for (name, statement) in statements(&q) {
+            assert!(
+                !statement.contains("__"),
+                "{name} has a placeholder left: {statement}"
+            );
+            assert!(
+                !statement.contains("--"),
+                "{name} keeps a comment: {statement}"
+            );
+            assert!(
+                statement.contains("\"wh_store\"."),
+                "{name} is not in the schema: {statement}"
+            );
+        }
+        assert!(q.list_attempts.ends_with("LIMIT 25"));
+        assert!(q.record_attempts.contains("greatest(25 - k.added, 0)"));
+        assert!(q.claim(7).contains("LIMIT 7) r ON r.id = d.id"));
+        assert!(q.claim(300).contains("LIMIT 300) r ON r.id = d.id"));
+    }
+
+    #[test]
+    fn every_file_is_a_statement() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/storage/postgres/sql");
+        let files: BTreeSet<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        let named: BTreeSet<String> = statements(&Queries::new("s", 1))
+            .into_iter()
+            .map(|(name, _)| format!("{name}.sql"))
+            .collect();
+        assert_eq!(files, named);
+    }
+
+    #[test]
+    fn the_sql_files_agree_with_the_rust_side_on_columns_and_limits() {
+        let q = Queries::new("s", 1);
+        for statement in [
+            &q.get_subscription,
+            &q.lock_subscription,
+            &q.list_subscriptions,
+            &q.write_subscription,
+            &q.claim(1),
+        ] {
+            let columns = format!("{SUBSCRIPTION_COLUMNS} ");
+            assert!(squeeze(statement).contains(&columns), "{statement}");
+        }
+        let count = format!("LIMIT {QUEUE_STATS_COUNT_LIMIT} ) due");
+        assert!(
+            squeeze(&q.queue_stats).contains(&count),
+            "{}",
+            q.queue_stats
+        );
+    }
+
+    #[test]
+    fn render_drops_comments_and_splices_the_quoted_schema_last() {
+        let template = "-- what it does\n--\n-- $1 = id\nSELECT __LOG_CAP__\n\n  -- aside\n  FROM __SCHEMA__.t\n";
+        assert_eq!(
+            render(template, "a__LOG_CAP__", 3),
+            "SELECT 3\n  FROM \"a__LOG_CAP__\".t"
+        );
+    }
+}
