@@ -1,0 +1,9 @@
+-- An organization's subscriptions, oldest first; their columns in the order
+-- `rows` reads them.
+--
+-- $1 = organization.
+SELECT s.id, s.name, s.url, s.events, s.headers, s.secret,
+    s.enabled, s.created_at, s.created_by, s.updated_at, s.updated_by, s.filters,
+    s.previous_secret, s.previous_secret_expires_at
+FROM __SCHEMA__.subscriptions s
+WHERE s.org = $1 ORDER BY s.created_at, s.seq
