@@ -19,11 +19,11 @@ use tokio::runtime::Runtime;
 use webhook_subscriptions::api::{ApiHandler, DEFAULT_MAX_BODY_BYTES};
 use webhook_subscriptions::delivery::build_request;
 use webhook_subscriptions::model::{
-    Authorization, CreateWebhookSubscription, Delivery, DeliveryDetail, DeliveryId, DeliveryState,
-    Event, EventId, NewEvent, NextStep, Organization, OrganizationId, SecretKey, SubscriptionId,
-    UserId, WebhookSubscription,
+    Authorization, CreateWebhookSubscription, DeliveryDetail, DeliveryId, Event, EventId,
+    Organization, OrganizationId, SecretKey, SubscriptionId, UserId, WebhookSubscription,
 };
 use webhook_subscriptions::signature::{hex, sign_timestamped, SignatureScheme};
+use webhook_subscriptions::storage::{Delivery, DeliveryState, NewEvent, NextStep};
 use webhook_subscriptions::storage::{MemoryStore, Storage};
 use webhook_subscriptions::validate::Validator;
 use webhook_subscriptions::{RequestContext, WebhookService};

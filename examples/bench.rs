@@ -26,10 +26,11 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use webhook_subscriptions::delivery::{build_request, prepare_event, PublishLimits, Worker};
 use webhook_subscriptions::model::{
-    Delivery, DeliveryId, DeliveryState, Event, EventCatalogue, EventId, Organization,
-    OrganizationId, SecretKey, SubscriptionId, UserId, WebhookSubscription,
+    DeliveryId, Event, EventCatalogue, EventId, Organization, OrganizationId, SecretKey,
+    SubscriptionId, UserId, WebhookSubscription,
 };
 use webhook_subscriptions::signature::{hex, sign_timestamped, SignatureScheme, TimestampedScheme};
+use webhook_subscriptions::storage::{Delivery, DeliveryState};
 use webhook_subscriptions::storage::{MemoryStore, PostgresStore, PostgresStoreConfig, Storage};
 use webhook_subscriptions::transport::{AddressPolicy, HttpTransport};
 use webhook_subscriptions::WebhookService;

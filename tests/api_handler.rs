@@ -11,9 +11,12 @@ use serde_json::{json, Value};
 use webhook_subscriptions::api::ApiHandler;
 use webhook_subscriptions::delivery::CircuitBreaker;
 use webhook_subscriptions::model::{
-    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, EndpointHealth,
-    EventId, LeaseOutcome, NewEvent, NextStep, OrganizationId, Recorded, SubscriptionChange,
-    SubscriptionId, UserId, WebhookSubscription,
+    DeliveryDetail, DeliveryId, EventId, OrganizationId, SubscriptionChange, SubscriptionId,
+    UserId, WebhookSubscription,
+};
+use webhook_subscriptions::storage::{
+    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, EndpointHealth, LeaseOutcome, NewEvent,
+    NextStep, Recorded,
 };
 use webhook_subscriptions::storage::{
     Error as StoreError, ErrorKind, FailedSelection, MemoryStore, QueueStats,

@@ -529,8 +529,9 @@ impl Api {
 
 #[tokio::test]
 async fn one_bulk_redelivery_requeues_at_most_its_cap() {
-    use webhook_subscriptions::model::{DeliveryDetail, NextStep};
+    use webhook_subscriptions::model::DeliveryDetail;
     use webhook_subscriptions::service::MAX_REDELIVERIES_PER_CALL;
+    use webhook_subscriptions::storage::NextStep;
 
     let api = api();
     let sub = api.subscribe().await;

@@ -18,10 +18,11 @@ mod beyond_the_suite {
     use bytes::Bytes;
     use chrono::{DateTime, Duration, Utc};
     use webhook_subscriptions::model::{
-        DeliveryDetail, EventId, NewEvent, NextStep, OrganizationId, SecretKey, SubscriptionId,
-        UserId, WebhookSubscription,
+        DeliveryDetail, EventId, OrganizationId, SecretKey, SubscriptionId, UserId,
+        WebhookSubscription,
     };
     use webhook_subscriptions::storage::Storage;
+    use webhook_subscriptions::storage::{NewEvent, NextStep};
     use webhook_subscriptions::testing::base_time;
 
     use super::KvStore;

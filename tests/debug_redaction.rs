@@ -8,10 +8,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chrono::{TimeZone, Utc};
 use webhook_subscriptions::model::{
-    Authorization, ClaimedDelivery, CreateWebhookSubscription, Delivery, DeliveryId, DeliveryState,
-    EventId, Lease, OrganizationId, PatchWebhookSubscription, SecretKey, SubscriptionId, UserId,
-    WebhookSubscription,
+    Authorization, CreateWebhookSubscription, DeliveryId, EventId, OrganizationId,
+    PatchWebhookSubscription, SecretKey, SubscriptionId, UserId, WebhookSubscription,
 };
+use webhook_subscriptions::storage::{ClaimedDelivery, Delivery, DeliveryState, Lease};
 use webhook_subscriptions::validate::Validator;
 
 const PASSWORD: &str = "hunter2-password";

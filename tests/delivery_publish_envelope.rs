@@ -31,7 +31,7 @@ fn note_added_event() -> Event {
         .with_timestamp(Utc.with_ymd_and_hms(2023, 9, 15, 12, 0, 0).unwrap())
 }
 
-fn prepare(event: Event) -> Result<webhook_subscriptions::model::NewEvent, Error> {
+fn prepare(event: Event) -> Result<webhook_subscriptions::storage::NewEvent, Error> {
     prepare_event(
         &EventCatalogue::default(),
         &PublishLimits::default(),
@@ -41,7 +41,9 @@ fn prepare(event: Event) -> Result<webhook_subscriptions::model::NewEvent, Error
     )
 }
 
-fn invalid_event_message(result: Result<webhook_subscriptions::model::NewEvent, Error>) -> String {
+fn invalid_event_message(
+    result: Result<webhook_subscriptions::storage::NewEvent, Error>,
+) -> String {
     match result {
         Err(Error::InvalidEvent(message)) => message,
         other => panic!("expected an invalid event error, got {other:?}"),

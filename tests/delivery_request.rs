@@ -12,11 +12,12 @@ use http::Method;
 use sha2::Sha256;
 use webhook_subscriptions::delivery::build_request;
 use webhook_subscriptions::model::{
-    Delivery, DeliveryId, DeliveryState, EventId, OrganizationId, SecretKey, SubscriptionId,
+    DeliveryId, EventId, OrganizationId, SecretKey, SubscriptionId,
 };
 use webhook_subscriptions::signature::{
     SignatureScheme, StandardWebhooksScheme, DEFAULT_TOLERANCE,
 };
+use webhook_subscriptions::storage::{Delivery, DeliveryState};
 
 fn header<'a>(request: &'a SentRequest, name: &str) -> &'a str {
     request

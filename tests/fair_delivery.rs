@@ -28,8 +28,9 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 use webhook_subscriptions::delivery::{Worker, DEFAULT_MAX_IN_FLIGHT_PER_SUBSCRIPTION};
 use webhook_subscriptions::model::{
-    EventId, NewEvent, OrganizationId, SecretKey, SubscriptionId, UserId, WebhookSubscription,
+    EventId, OrganizationId, SecretKey, SubscriptionId, UserId, WebhookSubscription,
 };
+use webhook_subscriptions::storage::NewEvent;
 use webhook_subscriptions::storage::{MemoryStore, Storage};
 use webhook_subscriptions::transport::{AddressPolicy, HttpTransport};
 

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use chrono::{DateTime, Duration, Utc};
 use webhook_subscriptions::model::{
-    ClaimedDelivery, DeliveryDetail, EventId, NewEvent, NextStep, OrganizationId, SecretKey,
-    SubscriptionId, UserId, WebhookSubscription,
+    DeliveryDetail, EventId, OrganizationId, SecretKey, SubscriptionId, UserId, WebhookSubscription,
 };
+use webhook_subscriptions::storage::{ClaimedDelivery, NewEvent, NextStep};
 use webhook_subscriptions::storage::{
     MemoryStore, MemoryStoreConfig, Storage, DEFAULT_DEDUP_WINDOW, DEFAULT_LOG_CAP,
 };

@@ -7,9 +7,8 @@ mod postgres_support;
 
 use chrono::Duration;
 use postgres_support::{at, detail, event, pool, subscription, TestDb};
-use webhook_subscriptions::model::{
-    DeliveryState, LeaseOutcome, NextStep, OrganizationId, SubscriptionChange, UserId,
-};
+use webhook_subscriptions::model::{OrganizationId, SubscriptionChange, UserId};
+use webhook_subscriptions::storage::{DeliveryState, LeaseOutcome, NextStep};
 use webhook_subscriptions::storage::{PostgresStore, PostgresStoreConfig, Storage};
 
 const EVENT: &str = "ConversationCreated";

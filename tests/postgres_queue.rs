@@ -11,9 +11,8 @@ use chrono::Duration;
 use postgres_support::{at, detail, event, store_in, subscription, TestDb};
 use sqlx::AssertSqlSafe;
 use tokio::sync::Barrier;
-use webhook_subscriptions::model::{
-    ClaimedDelivery, DeliveryId, LeaseOutcome, NextStep, OrganizationId, SubscriptionId,
-};
+use webhook_subscriptions::model::{DeliveryId, OrganizationId, SubscriptionId};
+use webhook_subscriptions::storage::{ClaimedDelivery, LeaseOutcome, NextStep};
 use webhook_subscriptions::storage::{PostgresStore, PostgresStoreConfig, Storage};
 
 const EVENT: &str = "ConversationCreated";

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use webhook_subscriptions::delivery::{Outcome, RetryPolicy};
-use webhook_subscriptions::model::NextStep;
+use webhook_subscriptions::storage::NextStep;
 use webhook_subscriptions::Error;
 
 fn now() -> DateTime<Utc> {

@@ -17,9 +17,12 @@ use webhook_subscriptions::delivery::{
     CircuitBreaker, DisableReason, FailureReason, Outcome, RetryPolicy, StoreOperation, WorkerEvent,
 };
 use webhook_subscriptions::model::{
-    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, EndpointHealth,
-    LeaseOutcome, NewEvent, NextStep, OrganizationId, Recorded, SubscriptionChange, SubscriptionId,
+    DeliveryDetail, DeliveryId, OrganizationId, SubscriptionChange, SubscriptionId,
     WebhookSubscription,
+};
+use webhook_subscriptions::storage::{
+    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, EndpointHealth, LeaseOutcome, NewEvent,
+    NextStep, Recorded,
 };
 use webhook_subscriptions::storage::{
     Error as StoreError, ErrorKind, FailedSelection, MemoryStore, QueueStats,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::error::{Error, Result};
-use crate::model::{EndpointHealth, HealthChange, HealthUpdate};
+use crate::storage::{EndpointHealth, HealthChange, HealthUpdate};
 
 /// The default of [`CircuitBreaker::failure_threshold`].
 pub const DEFAULT_FAILURE_THRESHOLD: u32 = 5;

@@ -9,10 +9,9 @@ use chrono::{DateTime, Utc};
 use http::StatusCode;
 
 use super::outcome::Outcome;
-use crate::model::{
-    ClaimedDelivery, DeliveryId, EventId, NextStep, OrganizationId, SubscriptionId,
-};
+use crate::model::{DeliveryId, EventId, OrganizationId, SubscriptionId};
 use crate::storage::Error as StoreError;
+use crate::storage::{ClaimedDelivery, NextStep};
 
 /// Something the worker did or met. Events carry ids, the event name and
 /// numbers only: never a secret, a header value or a payload.

@@ -8,7 +8,8 @@ use serde_json::Value;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::model::time::truncate_to_millis;
-use crate::model::{Event, EventCatalogue, EventEnvelope, EventId, NewEvent, Organization};
+use crate::model::{Event, EventCatalogue, EventEnvelope, EventId, Organization};
+use crate::storage::NewEvent;
 #[cfg(feature = "postgres")]
 use crate::storage::PostgresStore;
 use crate::storage::Storage;

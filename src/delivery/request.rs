@@ -7,8 +7,9 @@ use chrono::{DateTime, Utc};
 use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING, USER_AGENT};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 
-use crate::model::{Delivery, SecretKey, WebhookSubscription};
+use crate::model::{SecretKey, WebhookSubscription};
 use crate::signature::{SignatureScheme, SignedMessage};
+use crate::storage::Delivery;
 
 /// The `User-Agent` of every delivery.
 pub const DELIVERY_USER_AGENT: &str = concat!("webhook-subscriptions/", env!("CARGO_PKG_VERSION"));

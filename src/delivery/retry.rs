@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::outcome::Outcome;
 use crate::error::{Error, Result};
-use crate::model::NextStep;
+use crate::storage::NextStep;
 
 /// The longest single delay a policy accepts (30 days).
 pub const MAX_DELAY: Duration = Duration::from_secs(30 * 24 * 60 * 60);

@@ -22,11 +22,9 @@ use super::retry::{JitterSource, OsJitter, RetryPolicy};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::model::time::truncate_to_millis;
-use crate::model::{
-    ClaimLimits, ClaimedDelivery, DeliveryDetail, DeliveryId, HealthChange, LeaseOutcome, NextStep,
-    OrganizationId, SubscriptionId, TEST_EVENT,
-};
+use crate::model::{DeliveryDetail, DeliveryId, OrganizationId, SubscriptionId, TEST_EVENT};
 use crate::signature::SignatureScheme;
+use crate::storage::{ClaimLimits, ClaimedDelivery, HealthChange, LeaseOutcome, NextStep};
 use crate::storage::{Error as StoreError, Storage};
 use crate::transport::{Transport, TransportError};
 use crate::webhooks::DEFAULT_TRANSPORT_TIMEOUT;
@@ -926,7 +924,7 @@ impl Inner {
 
     /// Logs and reports a circuit that opened or closed, or a subscription
     /// the circuit breaker disabled.
-    fn health_changed(&self, delivery: &crate::model::Delivery, change: HealthChange) {
+    fn health_changed(&self, delivery: &crate::storage::Delivery, change: HealthChange) {
         let organization_id = delivery.organization_id;
         let subscription_id = delivery.subscription_id;
         match change {

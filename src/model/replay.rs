@@ -4,9 +4,9 @@ use chrono::{DateTime, Utc};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::delivery::Delivery;
 use super::ids::{DeliveryId, EventId};
 use super::secret::SecretKey;
+use crate::storage::Delivery;
 
 /// One entry of `GET /v1/webhooks/{id}/failed-deliveries`: a delivery that
 /// ran out of attempts (or was stopped by `410 Gone`) and can be redelivered.

@@ -11,21 +11,27 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::delivery::CircuitBreaker;
 use crate::model::{
-    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, EndpointHealth,
-    LeaseOutcome, NewEvent, NextStep, OrganizationId, Recorded, SubscriptionChange, SubscriptionId,
+    DeliveryDetail, DeliveryId, OrganizationId, SubscriptionChange, SubscriptionId,
     WebhookSubscription,
 };
 
 mod error;
+mod health;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod queue;
 
 pub use error::{Error, ErrorKind, Result};
+pub use health::{EndpointHealth, HealthChange, HealthUpdate};
 pub use memory::{MemoryStore, MemoryStoreConfig, MemoryStoreStats, DEFAULT_DEDUP_WINDOW};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::{PostgresStore, PostgresStoreConfig, DEFAULT_MAX_CONNECTIONS, DEFAULT_SCHEMA};
+pub use queue::{
+    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryState, Lease, LeaseOutcome,
+    NewEvent, NextStep, Recorded,
+};
 
 /// The default number of attempts kept per subscription and event.
 pub const DEFAULT_LOG_CAP: usize = 100;
@@ -187,7 +193,7 @@ pub trait Storage: Send + Sync + Debug {
     /// [`CircuitBreaker::after_attempt`] of the stored one (a backend that
     /// records attempts in batches may apply a batch's attempts of one
     /// subscription at once: any success closes, failures add up). A
-    /// [`HealthChange::Disabled`](crate::model::HealthChange::Disabled) also
+    /// [`HealthChange::Disabled`] also
     /// disables the subscription. The change is returned for the caller to
     /// report. Without one (deliveries not sent), health is left alone.
     async fn record_attempt_with_breaker(

@@ -9,11 +9,9 @@ use chrono::Utc;
 
 use super::{at, claim, detail, enqueue, event, get, insert, subscription, UserId};
 use crate::delivery::CircuitBreaker;
-use crate::model::{
-    ClaimedDelivery, EndpointHealth, HealthChange, NextStep, OrganizationId, Recorded,
-    SubscriptionChange, SubscriptionId,
-};
+use crate::model::{OrganizationId, SubscriptionChange, SubscriptionId};
 use crate::storage::Storage;
+use crate::storage::{ClaimedDelivery, EndpointHealth, HealthChange, NextStep, Recorded};
 
 /// Opens after 3 failures for 30 s, doubling up to 2 min; disables after 100 s.
 fn breaker() -> CircuitBreaker {

@@ -7,10 +7,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::Barrier;
 
 use super::{at, backlog, detail, enqueue, event, insert, record, subscription, LEASE};
-use crate::model::{
-    ClaimLimits, ClaimedDelivery, LeaseOutcome, NextStep, OrganizationId, SubscriptionId,
-};
+use crate::model::{OrganizationId, SubscriptionId};
 use crate::storage::Storage;
+use crate::storage::{ClaimLimits, ClaimedDelivery, LeaseOutcome, NextStep};
 
 /// Claims fairly at `now` with `limits`, leasing for [`LEASE`].
 async fn claim_fairly(

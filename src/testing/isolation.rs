@@ -4,8 +4,9 @@ use super::{
     at, attempts, claim, claim_one, detail, enqueue, event, failed, get, insert, record, redeliver,
     statuses, subscription,
 };
-use crate::model::{LeaseOutcome, NextStep, OrganizationId, SubscriptionChange, UserId};
+use crate::model::{OrganizationId, SubscriptionChange, UserId};
 use crate::storage::Storage;
+use crate::storage::{LeaseOutcome, NextStep};
 
 /// Reading, listing, updating or deleting another organization's
 /// subscription behaves as if it did not exist and changes nothing.

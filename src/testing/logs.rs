@@ -6,7 +6,8 @@ use chrono::Duration;
 use super::{
     at, attempts, claim, claim_one, detail, enqueue, event, insert, record, statuses, subscription,
 };
-use crate::model::{LeaseOutcome, NextStep, OrganizationId};
+use crate::model::OrganizationId;
+use crate::storage::{LeaseOutcome, NextStep};
 use crate::storage::{Storage, DEFAULT_LOG_CAP};
 
 /// The log of one subscription and event lists attempts newest first and

@@ -99,10 +99,11 @@ use bytes::Bytes;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::model::{
-    AttemptLog, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, EventId, LeaseOutcome,
-    NewEvent, NextStep, OrganizationId, SecretKey, SubscriptionId, UserId, WebhookSubscription,
+    DeliveryDetail, DeliveryId, EventId, OrganizationId, SecretKey, SubscriptionId, UserId,
+    WebhookSubscription,
 };
 use crate::storage::Storage;
+use crate::storage::{AttemptLog, ClaimedDelivery, Delivery, LeaseOutcome, NewEvent, NextStep};
 
 mod breaker;
 mod fairness;

@@ -10,11 +10,9 @@ use super::{
     at, attempts, backlog, claim, claim_one, claim_up_to, detail, enqueue, event, failed, get,
     insert, record, redeliver, statuses, subscription, LEASE,
 };
-use crate::model::{
-    DeliveryId, DeliveryState, LeaseOutcome, NextStep, OrganizationId, SubscriptionChange,
-    SubscriptionId, UserId,
-};
+use crate::model::{DeliveryId, OrganizationId, SubscriptionChange, SubscriptionId, UserId};
 use crate::storage::Storage;
+use crate::storage::{DeliveryState, LeaseOutcome, NextStep};
 
 /// Fan-out enqueues one delivery per enabled subscription subscribed to the
 /// event, due at `published_at`, and follows later changes of `enabled`,
@@ -813,6 +811,6 @@ pub async fn delete_cancels_deliveries_and_logs(store: &dyn Storage) {
     );
 }
 
-fn targets(claimed: &[crate::model::ClaimedDelivery]) -> BTreeSet<SubscriptionId> {
+fn targets(claimed: &[crate::storage::ClaimedDelivery]) -> BTreeSet<SubscriptionId> {
     claimed.iter().map(|c| c.delivery.subscription_id).collect()
 }

@@ -1,7 +1,8 @@
 //! Checks of the queue statistics used for monitoring.
 
 use super::{at, claim, claim_up_to, detail, enqueue, event, insert, record, subscription};
-use crate::model::{NextStep, OrganizationId};
+use crate::model::OrganizationId;
+use crate::storage::NextStep;
 use crate::storage::{QueueStats, Storage};
 
 /// `queue_stats` counts the deliveries claimable at `now` (pending and due,

@@ -7,9 +7,10 @@ use super::{
     at, claim, claim_one, detail, enqueue, event, failed, get, insert, record, subscription,
 };
 use crate::model::{
-    ClaimedDelivery, DeliveryId, LeaseOutcome, NextStep, OrganizationId, PreviousSecret, SecretKey,
-    SecretRotation, SubscriptionChange, SubscriptionId, UserId,
+    DeliveryId, OrganizationId, PreviousSecret, SecretKey, SecretRotation, SubscriptionChange,
+    SubscriptionId, UserId,
 };
+use crate::storage::{ClaimedDelivery, LeaseOutcome, NextStep};
 use crate::storage::{FailedSelection, Storage};
 
 /// A rotation stores the new secret and keeps the replaced one with its

@@ -14,9 +14,10 @@ use webhook_subscriptions::delivery::{
     publish, PublishLimits, PublishReceipt, Worker, WorkerBuilder,
 };
 use webhook_subscriptions::model::{
-    AttemptLog, Event, EventCatalogue, EventId, Organization, OrganizationId, SecretKey,
-    SubscriptionChange, SubscriptionId, UserId, WebhookSubscription,
+    Event, EventCatalogue, EventId, Organization, OrganizationId, SecretKey, SubscriptionChange,
+    SubscriptionId, UserId, WebhookSubscription,
 };
+use webhook_subscriptions::storage::AttemptLog;
 use webhook_subscriptions::storage::{MemoryStore, Storage};
 use webhook_subscriptions::transport::{Transport, TransportError, TransportResponse};
 use webhook_subscriptions::ManualClock;

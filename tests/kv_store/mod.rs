@@ -108,9 +108,12 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use webhook_subscriptions::delivery::CircuitBreaker;
 use webhook_subscriptions::model::{
-    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, DeliveryState,
-    EndpointHealth, EventId, HealthChange, Lease, LeaseOutcome, NewEvent, NextStep, OrganizationId,
-    PreviousSecret, Recorded, SecretKey, SubscriptionChange, SubscriptionId, WebhookSubscription,
+    DeliveryDetail, DeliveryId, EventId, OrganizationId, PreviousSecret, SecretKey,
+    SubscriptionChange, SubscriptionId, WebhookSubscription,
+};
+use webhook_subscriptions::storage::{
+    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryState, EndpointHealth,
+    HealthChange, Lease, LeaseOutcome, NewEvent, NextStep, Recorded,
 };
 use webhook_subscriptions::storage::{Error, ErrorKind, Result};
 use webhook_subscriptions::storage::{

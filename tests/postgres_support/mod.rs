@@ -17,9 +17,9 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::AssertSqlSafe;
 use webhook_subscriptions::model::{
-    DeliveryDetail, EventId, NewEvent, OrganizationId, SecretKey, SubscriptionId, UserId,
-    WebhookSubscription,
+    DeliveryDetail, EventId, OrganizationId, SecretKey, SubscriptionId, UserId, WebhookSubscription,
 };
+use webhook_subscriptions::storage::NewEvent;
 use webhook_subscriptions::storage::{PostgresStore, PostgresStoreConfig};
 
 /// Connections per test pool: enough for the concurrent checks to race.

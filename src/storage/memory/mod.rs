@@ -10,9 +10,12 @@ use chrono::{DateTime, Duration, Utc};
 use crate::delivery::CircuitBreaker;
 use crate::error::{Error, Result};
 use crate::model::{
-    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, EndpointHealth,
-    LeaseOutcome, NewEvent, NextStep, OrganizationId, Recorded, SubscriptionChange, SubscriptionId,
+    DeliveryDetail, DeliveryId, OrganizationId, SubscriptionChange, SubscriptionId,
     WebhookSubscription,
+};
+use crate::storage::{
+    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, EndpointHealth, LeaseOutcome, NewEvent,
+    NextStep, Recorded,
 };
 use crate::storage::{
     FailedSelection, QueueStats, Result as StoreResult, Storage, DEFAULT_LOG_CAP,

@@ -14,9 +14,12 @@ use uuid::Uuid;
 
 use crate::delivery::CircuitBreaker;
 use crate::model::{
-    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, DeliveryState,
-    EndpointHealth, EventId, HealthChange, Lease, LeaseOutcome, NewEvent, NextStep, OrganizationId,
-    Recorded, SubscriptionChange, SubscriptionId, WebhookSubscription,
+    DeliveryDetail, DeliveryId, EventId, OrganizationId, SubscriptionChange, SubscriptionId,
+    WebhookSubscription,
+};
+use crate::storage::{
+    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryState, EndpointHealth,
+    HealthChange, Lease, LeaseOutcome, NewEvent, NextStep, Recorded,
 };
 
 use super::MemoryStoreStats;

@@ -50,9 +50,12 @@ use uuid::Uuid;
 use crate::delivery::CircuitBreaker;
 use crate::error::{Error, Result};
 use crate::model::{
-    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryId, DeliveryState,
-    EndpointHealth, Lease, LeaseOutcome, NewEvent, NextStep, OrganizationId, Recorded,
-    SubscriptionChange, SubscriptionId, WebhookSubscription,
+    DeliveryDetail, DeliveryId, OrganizationId, SubscriptionChange, SubscriptionId,
+    WebhookSubscription,
+};
+use crate::storage::{
+    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryState, EndpointHealth, Lease,
+    LeaseOutcome, NewEvent, NextStep, Recorded,
 };
 use crate::storage::{
     FailedSelection, QueueStats, Result as StoreResult, Storage, DEFAULT_DEDUP_WINDOW,
@@ -293,7 +296,7 @@ impl PostgresStore {
     ///
     /// ```no_run
     /// # async fn demo(store: webhook_subscriptions::storage::PostgresStore,
-    /// #     pool: sqlx::PgPool, event: webhook_subscriptions::model::NewEvent)
+    /// #     pool: sqlx::PgPool, event: webhook_subscriptions::storage::NewEvent)
     /// #     -> Result<(), Box<dyn std::error::Error>> {
     /// let mut tx = pool.begin().await?;
     /// // ... the host's own writes on `tx` ...

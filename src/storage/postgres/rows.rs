@@ -11,10 +11,8 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::queries::{FAILED, LEASED, PENDING};
-use crate::model::{
-    AttemptLog, Delivery, DeliveryDetail, DeliveryState, EndpointHealth, PreviousSecret, SecretKey,
-    WebhookSubscription,
-};
+use crate::model::{DeliveryDetail, PreviousSecret, SecretKey, WebhookSubscription};
+use crate::storage::{AttemptLog, Delivery, DeliveryState, EndpointHealth};
 use crate::storage::{Error, ErrorKind, Result};
 
 /// The store's name in its errors.

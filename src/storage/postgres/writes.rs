@@ -13,9 +13,9 @@ use uuid::Uuid;
 use super::batch::BatchWrite;
 use super::queries::{self, sql, Queries};
 use crate::delivery::CircuitBreaker;
-use crate::model::{
-    ClaimedDelivery, DeliveryDetail, EndpointHealth, HealthChange, LeaseOutcome, NewEvent,
-    NextStep, Recorded,
+use crate::model::DeliveryDetail;
+use crate::storage::{
+    ClaimedDelivery, EndpointHealth, HealthChange, LeaseOutcome, NewEvent, NextStep, Recorded,
 };
 
 /// Reads the `(ord, value)` rows of a batch statement back into input order.
