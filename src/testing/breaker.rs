@@ -324,15 +324,5 @@ pub async fn changing_the_endpoint_closes_its_circuit(store: &dyn Storage) {
 
 /// A change touching nothing, stamped at `at(1)`.
 fn no_change() -> SubscriptionChange {
-    SubscriptionChange {
-        name: None,
-        url: None,
-        events: None,
-        authorization_header: None,
-        custom_headers: None,
-        enabled: None,
-        rotate_secret: None,
-        updated_at: at(1),
-        updated_by: UserId::new_v4(),
-    }
+    SubscriptionChange::touch(at(1), UserId::new_v4())
 }
