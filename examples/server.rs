@@ -4,6 +4,7 @@
 //! cargo run --example server -- [--addr HOST:PORT] [--allow-private-targets]
 //!     [--retry-delays-ms 100,200,...] [--database-url URL] [--lease-ms N]
 //!     [--max-in-flight-per-subscription N] [--insecure-trust-identity-headers]
+//!     [--circuit-breaker off|THRESHOLD,COOL_DOWN_MS,MAX_COOL_DOWN_MS]
 //! ```
 //!
 //! The first line on stdout, once the server accepts connections, is
@@ -36,7 +37,10 @@
 //!   `min(15 s, lease - 5 s)`;
 //! - `--max-in-flight-per-subscription` sets how many attempts one
 //!   subscription may have in flight (default 4; a benchmark with one busy
-//!   endpoint raises it).
+//!   endpoint raises it);
+//! - `--circuit-breaker` sets when a failing endpoint is paused: after
+//!   THRESHOLD failures in a row, for COOL_DOWN_MS doubling up to
+//!   MAX_COOL_DOWN_MS (default `5,30000,3600000`), or `off`.
 //!
 //! `--database-url` stores everything in PostgreSQL (feature `postgres`)
 //! instead of memory. The example needs feature `http-client` and `metrics`
@@ -76,6 +80,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 use webhook_subscriptions::api::ApiHandler;
+use webhook_subscriptions::delivery::CircuitBreaker;
 use webhook_subscriptions::model::{Event, Organization};
 use webhook_subscriptions::storage::{MemoryStore, Storage};
 use webhook_subscriptions::transport::AddressPolicy;
@@ -95,7 +100,33 @@ const HEALTH_STORE_TIMEOUT: Duration = Duration::from_secs(2);
 
 const USAGE: &str = "usage: server [--addr HOST:PORT] [--allow-private-targets] \
 [--retry-delays-ms MS,MS,...] [--database-url URL] [--lease-ms N] \
-[--max-in-flight-per-subscription N] [--insecure-trust-identity-headers]";
+[--max-in-flight-per-subscription N] [--insecure-trust-identity-headers] \
+[--circuit-breaker off|THRESHOLD,COOL_DOWN_MS,MAX_COOL_DOWN_MS]";
+
+/// `off`, or `THRESHOLD,COOL_DOWN_MS,MAX_COOL_DOWN_MS`.
+fn parse_breaker(text: &str) -> Result<CircuitBreaker, String> {
+    if text == "off" {
+        return Ok(CircuitBreaker::never());
+    }
+    let parts: Vec<&str> = text.split(',').collect();
+    let [threshold, cool_down, max_cool_down] = parts[..] else {
+        return Err(format!(
+            "expected `off` or THRESHOLD,COOL_DOWN_MS,MAX_COOL_DOWN_MS, got `{text}`"
+        ));
+    };
+    let number = |part: &str| {
+        part.trim()
+            .parse::<u64>()
+            .map_err(|e| format!("`{part}`: {e}"))
+    };
+    let threshold = u32::try_from(number(threshold)?).map_err(|e| e.to_string())?;
+    CircuitBreaker::new(
+        threshold,
+        Duration::from_millis(number(cool_down)?),
+        Duration::from_millis(number(max_cool_down)?),
+    )
+    .map_err(|e| e.to_string())
+}
 
 /// How long a client may take to send its request headers (slowloris).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -118,6 +149,7 @@ struct Options {
     lease_ms: Option<u64>,
     max_in_flight_per_subscription: Option<usize>,
     insecure_trust_identity_headers: bool,
+    circuit_breaker: Option<CircuitBreaker>,
 }
 
 impl Options {
@@ -130,6 +162,7 @@ impl Options {
             lease_ms: None,
             max_in_flight_per_subscription: None,
             insecure_trust_identity_headers: false,
+            circuit_breaker: None,
         };
         while let Some(arg) = args.next() {
             // Both `--flag value` and `--flag=value`.
@@ -166,6 +199,11 @@ impl Options {
                         .parse()
                         .map_err(|e| format!("--max-in-flight-per-subscription: {e}"))?;
                     options.max_in_flight_per_subscription = Some(cap);
+                }
+                "--circuit-breaker" => {
+                    options.circuit_breaker = Some(
+                        parse_breaker(&value()?).map_err(|e| format!("--circuit-breaker: {e}"))?,
+                    );
                 }
                 "--insecure-trust-identity-headers" if inline.is_none() => {
                     options.insecure_trust_identity_headers = true;
@@ -621,6 +659,9 @@ fn start_worker(
     }
     if let Some(cap) = options.max_in_flight_per_subscription {
         worker = worker.max_in_flight_per_subscription(cap);
+    }
+    if let Some(breaker) = options.circuit_breaker {
+        worker = worker.circuit_breaker(breaker);
     }
     if let Some(delays) = &options.retry_delays_ms {
         let delays = delays.iter().map(|ms| Duration::from_millis(*ms)).collect();
