@@ -529,3 +529,101 @@ async fn stored_logs_stay_near_the_cap() {
     drop(store);
     db.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(postgres_tests_ignored, ignore = "needs PostgreSQL: set DATABASE_URL")]
+async fn a_circuit_opened_through_one_process_pauses_every_process() {
+    use webhook_subscriptions::delivery::CircuitBreaker;
+    use webhook_subscriptions::storage::HealthChange;
+
+    let Some(db) =
+        TestDb::connect("a_circuit_opened_through_one_process_pauses_every_process").await
+    else {
+        return;
+    };
+    let setup = db.store().await;
+    let schema = setup.config().schema.clone();
+    let (a, b) = (
+        store_in(&db.url, &schema).await,
+        store_in(&db.url, &schema).await,
+    );
+    let org = OrganizationId::new_v4();
+    let sub = subscription("failing", &["ConversationCreated"]);
+    a.insert_subscription(org, &sub).await.expect("insert");
+    for _ in 0..5 {
+        a.enqueue_event(&event(org, "ConversationCreated", at(0)))
+            .await
+            .expect("enqueue");
+    }
+    let claimed = a
+        .claim_deliveries(at(1), Duration::seconds(30), 3)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 3);
+
+    // Three failures at once, recorded through both processes.
+    let breaker = CircuitBreaker::new(
+        3,
+        std::time::Duration::from_secs(60),
+        std::time::Duration::from_secs(600),
+    )
+    .expect("breaker");
+    let failed = detail(at(1), 500, "down");
+    let retry = NextStep::Retry { at: at(1_000) };
+    let (one, two, three) = tokio::join!(
+        a.record_attempt_with_breaker(&claimed[0], &failed, retry, Some(&breaker)),
+        b.record_attempt_with_breaker(&claimed[1], &failed, retry, Some(&breaker)),
+        a.record_attempt_with_breaker(&claimed[2], &failed, retry, Some(&breaker)),
+    );
+    let changes: Vec<_> = [one, two, three]
+        .into_iter()
+        .map(|r| r.expect("record").change)
+        .collect();
+    let opened = changes
+        .iter()
+        .filter(|c| {
+            matches!(
+                c,
+                Some(HealthChange::CircuitOpened {
+                    failure_streak: 3,
+                    ..
+                })
+            )
+        })
+        .count();
+    assert_eq!(opened, 1, "exactly the third failure opens it: {changes:?}");
+    let health = b
+        .endpoint_health(org, sub.id)
+        .await
+        .expect("health")
+        .expect("a failing endpoint");
+    assert_eq!(
+        (health.failure_streak, health.paused_until),
+        (3, Some(at(61))),
+        "both processes' failures are counted once each"
+    );
+
+    // Two due deliveries wait, whoever claims.
+    for store in [&a, &b] {
+        let during = store
+            .claim_deliveries(at(60), Duration::seconds(30), 10)
+            .await
+            .expect("claim");
+        assert!(during.is_empty(), "paused for every process");
+    }
+    let probe = b
+        .claim_deliveries(at(61), Duration::seconds(30), 10)
+        .await
+        .expect("claim");
+    assert_eq!(probe.len(), 1, "one probe once the cool-down is over");
+    let other = a
+        .claim_deliveries(at(61), Duration::seconds(30), 10)
+        .await
+        .expect("claim");
+    assert!(
+        other.is_empty(),
+        "the probe is the only one in flight, across processes"
+    );
+    drop((a, b, setup));
+    db.cleanup().await;
+}
