@@ -4,7 +4,11 @@
 //! so one retry shows), every signature verified, then the subscription, its
 //! statuses and its logs as the REST API shows them.
 //!
-//! Run with `cargo run --example quickstart --features http-client`.
+//! One `Webhooks` builder configures the whole engine once: the address
+//! policy the API validates URLs with is the one the HTTP transport connects
+//! with, and the worker signs with the scheme the API reserves headers for.
+//!
+//! Run with `cargo run --example quickstart`.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -18,15 +22,14 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpListener;
-use webhook_subscriptions::delivery::{RetryPolicy, Worker};
+use webhook_subscriptions::delivery::RetryPolicy;
 use webhook_subscriptions::model::{
     CreateWebhookSubscription, DataEnvelope, Event, Organization, OrganizationId, UserId,
 };
-use webhook_subscriptions::signature::{SignatureScheme, DEFAULT_TOLERANCE};
+use webhook_subscriptions::signature::DEFAULT_TOLERANCE;
 use webhook_subscriptions::storage::MemoryStore;
-use webhook_subscriptions::transport::{AddressPolicy, HttpTransport, IpNetwork};
-use webhook_subscriptions::validate::Validator;
-use webhook_subscriptions::{Clock, RequestContext, SystemClock, WebhookService};
+use webhook_subscriptions::transport::{AddressPolicy, IpNetwork};
+use webhook_subscriptions::{Clock, RequestContext, SystemClock, Webhooks};
 
 /// What the receiver saw: headers and body of every request.
 type Received = Arc<Mutex<Vec<(http::HeaderMap, Bytes)>>>;
@@ -39,15 +42,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let received: Received = Arc::default();
     tokio::spawn(serve(listener, received.clone()));
 
-    // 2. The service, on the in-memory store. The SSRF guard stays on; only
+    // 2. The engine, on the in-memory store. The SSRF guard stays on; only
     //    the loopback receiver of this example is allowed, both when a URL is
     //    validated and when a delivery connects.
     let address_policy = AddressPolicy::default()
         .allow_network(IpNetwork::new(std::net::Ipv4Addr::LOCALHOST.into(), 32)?);
-    let store = Arc::new(MemoryStore::new());
-    let service = WebhookService::builder(store.clone())
-        .validator(Validator::default().with_address_policy(address_policy.clone()))
-        .build();
+    let webhooks = Webhooks::builder(Arc::new(MemoryStore::new()))
+        .address_policy(address_policy)
+        .transport_timeout(Duration::from_secs(5))
+        .build()?;
+    let service = webhooks.service();
     let ctx = RequestContext::new(OrganizationId::new_v4(), UserId::new_v4());
     let request: CreateWebhookSubscription = serde_json::from_value(json!({
         "name": "Quickstart receiver",
@@ -79,14 +83,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .await?;
     }
 
-    // 4. A worker with the real HTTP transport and the same address policy.
-    let transport = HttpTransport::builder()
-        .timeout(Duration::from_secs(5))
-        .address_policy(address_policy)
-        .build()?;
-    let worker = Worker::builder(store, Arc::new(transport))
+    // 4. A worker with the real HTTP transport, configured by the engine.
+    let transport = webhooks.http_transport_builder().build()?;
+    let worker = webhooks
+        .worker_builder(Arc::new(transport))
         .retry_policy(RetryPolicy::new(vec![Duration::from_millis(300)], 0.0)?)
-        .transport_timeout(Duration::from_secs(5))
         .lease_duration(Duration::from_secs(15))
         .poll_interval(Duration::from_millis(50))
         .build()?;
@@ -107,7 +108,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("worker: {report:?}\n");
 
     // 6. Verify every request the receiver got, as a receiver would.
-    let scheme = SignatureScheme::default();
+    let scheme = webhooks.signature_scheme();
     let keys = [subscription.secret_key.clone()];
     let requests = received.lock().map(|r| r.clone()).unwrap_or_default();
     for (headers, body) in &requests {
