@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use super::retry::add_saturating;
 use crate::error::{Error, Result};
 use crate::storage::{EndpointHealth, HealthChange, HealthUpdate};
 
@@ -211,7 +212,7 @@ impl CircuitBreaker {
         };
         let mut change = None;
         if opens {
-            let until = later(at, self.cool_down_after(next.times_opened));
+            let until = add_saturating(at, self.cool_down_after(next.times_opened));
             next.paused_until = Some(until);
             next.times_opened = next.times_opened.saturating_add(1);
             change = Some(HealthChange::CircuitOpened {
@@ -231,13 +232,6 @@ impl CircuitBreaker {
             .and_then(|window| TimeDelta::from_std(window).ok())
             .is_some_and(|window| at - since >= window)
     }
-}
-
-fn later(at: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
-    TimeDelta::from_std(by)
-        .ok()
-        .and_then(|by| at.checked_add_signed(by))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 #[cfg(test)]

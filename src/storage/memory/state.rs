@@ -768,16 +768,17 @@ impl State {
         }
 
         let change = breaker.and_then(|breaker| {
-            let update = breaker.after_attempt(
-                self.queue.circuits.get(&key),
-                detail.success,
-                detail.delivery_timestamp,
-            );
+            let before = self.queue.circuits.get(&key);
+            let paused_before = before.and_then(|h| h.paused_until);
+            let update = breaker.after_attempt(before, detail.success, detail.delivery_timestamp);
             match update.health {
                 Some(health) => self.queue.circuits.insert(key, health),
                 None => self.queue.circuits.remove(&key),
             };
-            self.queue.refresh(key);
+            // The lane's place in the queue moves only with its pause.
+            if update.health.and_then(|h| h.paused_until) != paused_before {
+                self.queue.refresh(key);
+            }
             update.change
         });
         if matches!(change, Some(HealthChange::Disabled { .. })) {
