@@ -334,9 +334,10 @@ impl BatchWrite for RecordWriter {
             .filter(|a| a.success && a.breaker.is_some())
             .map(|a| a.lane())
             .collect();
-        let failing = attempts
-            .iter()
-            .any(|a| !a.success && a.breaker.is_some() && !healed.contains(&a.lane()));
+        // A failure the breaker counts: tracked, and no success of its
+        // endpoint in this batch.
+        let counts = |a: &Attempt| !a.success && a.breaker.is_some() && !healed.contains(&a.lane());
+        let failing = attempts.iter().any(|a| counts(a));
         let (written, changes) = if failing {
             let mut tx = self.pool.begin().await.map_err(Arc::new)?;
             let written = self.record(&mut *tx, attempts).await.map_err(Arc::new)?;
@@ -346,9 +347,7 @@ impl BatchWrite for RecordWriter {
                 .enumerate()
                 .filter_map(|(index, (attempt, written))| {
                     let breaker = attempt.breaker.as_ref()?;
-                    let counted =
-                        written.live && !attempt.success && !healed.contains(&attempt.lane());
-                    counted.then_some((index, *attempt, breaker))
+                    (written.live && counts(attempt)).then_some((index, *attempt, breaker))
                 })
                 .collect();
             let changes = self
