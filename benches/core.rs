@@ -23,8 +23,9 @@ use webhook_subscriptions::model::{
     Organization, OrganizationId, SecretKey, SubscriptionId, UserId, WebhookSubscription,
 };
 use webhook_subscriptions::signature::{hex, sign_timestamped, SignatureScheme};
+use webhook_subscriptions::storage::prelude::*;
+use webhook_subscriptions::storage::MemoryStore;
 use webhook_subscriptions::storage::{Delivery, DeliveryState, NewEvent, NextStep};
-use webhook_subscriptions::storage::{MemoryStore, Storage};
 use webhook_subscriptions::validate::Validator;
 use webhook_subscriptions::{RequestContext, WebhookService};
 

@@ -30,6 +30,7 @@ use webhook_subscriptions::model::{
     SubscriptionId, UserId, WebhookSubscription,
 };
 use webhook_subscriptions::signature::{hex, sign_timestamped, SignatureScheme, TimestampedScheme};
+use webhook_subscriptions::storage::prelude::*;
 use webhook_subscriptions::storage::{Delivery, DeliveryState};
 use webhook_subscriptions::storage::{MemoryStore, PostgresStore, PostgresStoreConfig, Storage};
 use webhook_subscriptions::transport::{AddressPolicy, HttpTransport};

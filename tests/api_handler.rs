@@ -14,13 +14,13 @@ use webhook_subscriptions::model::{
     DeliveryDetail, DeliveryId, EventId, OrganizationId, SubscriptionChange, SubscriptionId,
     UserId, WebhookSubscription,
 };
+use webhook_subscriptions::storage::prelude::*;
 use webhook_subscriptions::storage::{
     AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, EndpointHealth, LeaseOutcome, NewEvent,
     NextStep, Recorded,
 };
 use webhook_subscriptions::storage::{
-    Error as StoreError, ErrorKind, FailedSelection, MemoryStore, QueueStats,
-    Result as StoreResult, Storage,
+    Error as StoreError, ErrorKind, FailedSelection, MemoryStore, QueueStats, Result as StoreResult,
 };
 use webhook_subscriptions::{Error, RequestContext, WebhookService};
 
@@ -961,7 +961,7 @@ fn broken<T>() -> StoreResult<T> {
 }
 
 #[async_trait]
-impl Storage for BrokenStore {
+impl SubscriptionStore for BrokenStore {
     async fn insert_subscription(
         &self,
         _: OrganizationId,
@@ -969,6 +969,7 @@ impl Storage for BrokenStore {
     ) -> StoreResult<()> {
         broken()
     }
+
     async fn get_subscription(
         &self,
         _: OrganizationId,
@@ -976,9 +977,11 @@ impl Storage for BrokenStore {
     ) -> StoreResult<Option<WebhookSubscription>> {
         broken()
     }
+
     async fn list_subscriptions(&self, _: OrganizationId) -> StoreResult<Vec<WebhookSubscription>> {
         broken()
     }
+
     async fn update_subscription(
         &self,
         _: OrganizationId,
@@ -987,12 +990,26 @@ impl Storage for BrokenStore {
     ) -> StoreResult<Option<WebhookSubscription>> {
         broken()
     }
+
     async fn delete_subscription(&self, _: OrganizationId, _: SubscriptionId) -> StoreResult<bool> {
         broken()
     }
+}
+
+#[async_trait]
+impl DeliveryQueue for BrokenStore {
     async fn enqueue_event(&self, _: &NewEvent) -> StoreResult<usize> {
         broken()
     }
+
+    async fn enqueue_deliveries(
+        &self,
+        _: &NewEvent,
+        _: &[SubscriptionId],
+    ) -> StoreResult<Vec<DeliveryId>> {
+        broken()
+    }
+
     async fn claim_deliveries_fairly(
         &self,
         _: DateTime<Utc>,
@@ -1001,6 +1018,7 @@ impl Storage for BrokenStore {
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         broken()
     }
+
     async fn record_attempt_with_breaker(
         &self,
         _: &ClaimedDelivery,
@@ -1010,16 +1028,11 @@ impl Storage for BrokenStore {
     ) -> StoreResult<Recorded> {
         broken()
     }
-    async fn endpoint_health(
-        &self,
-        _: OrganizationId,
-        _: SubscriptionId,
-    ) -> StoreResult<Option<EndpointHealth>> {
-        broken()
-    }
+
     async fn release(&self, _: &ClaimedDelivery) -> StoreResult<LeaseOutcome> {
         broken()
     }
+
     async fn failed_deliveries(
         &self,
         _: OrganizationId,
@@ -1028,6 +1041,7 @@ impl Storage for BrokenStore {
     ) -> StoreResult<Vec<Delivery>> {
         broken()
     }
+
     async fn redeliver(
         &self,
         _: OrganizationId,
@@ -1036,6 +1050,7 @@ impl Storage for BrokenStore {
     ) -> StoreResult<bool> {
         broken()
     }
+
     async fn redeliver_failed(
         &self,
         _: OrganizationId,
@@ -1046,6 +1061,7 @@ impl Storage for BrokenStore {
     ) -> StoreResult<usize> {
         broken()
     }
+
     async fn enqueue_for_subscription(
         &self,
         _: &NewEvent,
@@ -1053,6 +1069,26 @@ impl Storage for BrokenStore {
     ) -> StoreResult<Option<DeliveryId>> {
         broken()
     }
+
+    async fn queue_stats(&self, _: DateTime<Utc>) -> StoreResult<QueueStats> {
+        broken()
+    }
+
+    async fn prune(&self, _: DateTime<Utc>, _: DateTime<Utc>) -> StoreResult<u64> {
+        broken()
+    }
+}
+
+#[async_trait]
+impl AttemptHistory for BrokenStore {
+    async fn endpoint_health(
+        &self,
+        _: OrganizationId,
+        _: SubscriptionId,
+    ) -> StoreResult<Option<EndpointHealth>> {
+        broken()
+    }
+
     async fn list_attempts(
         &self,
         _: OrganizationId,
@@ -1061,17 +1097,12 @@ impl Storage for BrokenStore {
     ) -> StoreResult<Vec<AttemptLog>> {
         broken()
     }
+
     async fn latest_statuses(
         &self,
         _: OrganizationId,
         _: SubscriptionId,
     ) -> StoreResult<Vec<(String, DeliveryDetail)>> {
-        broken()
-    }
-    async fn queue_stats(&self, _: DateTime<Utc>) -> StoreResult<QueueStats> {
-        broken()
-    }
-    async fn prune(&self, _: DateTime<Utc>, _: DateTime<Utc>) -> StoreResult<u64> {
         broken()
     }
 }

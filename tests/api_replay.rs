@@ -16,7 +16,8 @@ use webhook_subscriptions::model::{
     time, Event, EventId, Organization, OrganizationId, SecretKey, UserId, WebhookSubscription,
 };
 use webhook_subscriptions::signature::{SignatureScheme, DEFAULT_TOLERANCE};
-use webhook_subscriptions::storage::{MemoryStore, Storage};
+use webhook_subscriptions::storage::prelude::*;
+use webhook_subscriptions::storage::MemoryStore;
 use webhook_subscriptions::{ManualClock, RequestContext, WebhookService};
 
 const BASE: &str = "/v1/webhooks";

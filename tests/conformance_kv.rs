@@ -21,7 +21,7 @@ mod beyond_the_suite {
         DeliveryDetail, EventId, OrganizationId, SecretKey, SubscriptionId, UserId,
         WebhookSubscription,
     };
-    use webhook_subscriptions::storage::Storage;
+    use webhook_subscriptions::storage::prelude::*;
     use webhook_subscriptions::storage::{NewEvent, NextStep};
     use webhook_subscriptions::testing::base_time;
 

@@ -9,7 +9,7 @@ use delivery_support::{subscription, Harness, EVENT};
 use serde_json::{json, Value};
 use webhook_subscriptions::delivery::{publish, PublishLimits};
 use webhook_subscriptions::model::{Event, EventCatalogue};
-use webhook_subscriptions::storage::Storage;
+use webhook_subscriptions::storage::prelude::*;
 use webhook_subscriptions::{Clock, Error};
 
 #[tokio::test]

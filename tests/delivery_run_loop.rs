@@ -13,7 +13,7 @@ use chrono::TimeDelta;
 use delivery_support::{Harness, EVENT};
 use http::{HeaderMap, Request, StatusCode};
 use tokio::sync::{mpsc, oneshot, Semaphore};
-use webhook_subscriptions::storage::Storage;
+use webhook_subscriptions::storage::prelude::*;
 use webhook_subscriptions::transport::{from_fn, Transport, TransportError, TransportResponse};
 use webhook_subscriptions::Clock;
 

@@ -11,7 +11,7 @@ use chrono::TimeDelta;
 use delivery_support::{subscription, Harness, EVENT};
 use webhook_subscriptions::delivery::RetryPolicy;
 use webhook_subscriptions::model::{DeliveryId, OrganizationId};
-use webhook_subscriptions::storage::Storage;
+use webhook_subscriptions::storage::prelude::*;
 use webhook_subscriptions::transport::TransportError;
 use webhook_subscriptions::Error;
 

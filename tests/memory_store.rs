@@ -9,9 +9,10 @@ use chrono::{DateTime, Duration, Utc};
 use webhook_subscriptions::model::{
     DeliveryDetail, EventId, OrganizationId, SecretKey, SubscriptionId, UserId, WebhookSubscription,
 };
+use webhook_subscriptions::storage::prelude::*;
 use webhook_subscriptions::storage::{ClaimedDelivery, NewEvent, NextStep};
 use webhook_subscriptions::storage::{
-    MemoryStore, MemoryStoreConfig, Storage, DEFAULT_DEDUP_WINDOW, DEFAULT_LOG_CAP,
+    MemoryStore, MemoryStoreConfig, DEFAULT_DEDUP_WINDOW, DEFAULT_LOG_CAP,
 };
 use webhook_subscriptions::Error;
 

@@ -9,8 +9,9 @@ use postgres_support::{pool, subscription, TestDb};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::AssertSqlSafe;
 use webhook_subscriptions::model::OrganizationId;
+use webhook_subscriptions::storage::prelude::*;
 use webhook_subscriptions::storage::{
-    PostgresStore, PostgresStoreConfig, Storage, DEFAULT_LOG_CAP, DEFAULT_SCHEMA,
+    PostgresStore, PostgresStoreConfig, DEFAULT_LOG_CAP, DEFAULT_SCHEMA,
 };
 use webhook_subscriptions::Error;
 

@@ -8,8 +8,9 @@ mod postgres_support;
 use chrono::Duration;
 use postgres_support::{at, detail, event, pool, subscription, TestDb};
 use webhook_subscriptions::model::{OrganizationId, SubscriptionChange, UserId};
+use webhook_subscriptions::storage::prelude::*;
 use webhook_subscriptions::storage::{DeliveryState, LeaseOutcome, NextStep};
-use webhook_subscriptions::storage::{PostgresStore, PostgresStoreConfig, Storage};
+use webhook_subscriptions::storage::{PostgresStore, PostgresStoreConfig};
 
 const EVENT: &str = "ConversationCreated";
 

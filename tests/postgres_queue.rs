@@ -12,8 +12,9 @@ use postgres_support::{at, detail, event, store_in, subscription, TestDb};
 use sqlx::AssertSqlSafe;
 use tokio::sync::Barrier;
 use webhook_subscriptions::model::{DeliveryId, OrganizationId, SubscriptionId};
+use webhook_subscriptions::storage::prelude::*;
 use webhook_subscriptions::storage::{ClaimedDelivery, LeaseOutcome, NextStep};
-use webhook_subscriptions::storage::{PostgresStore, PostgresStoreConfig, Storage};
+use webhook_subscriptions::storage::{PostgresStore, PostgresStoreConfig};
 
 const EVENT: &str = "ConversationCreated";
 

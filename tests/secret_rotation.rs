@@ -25,7 +25,8 @@ use webhook_subscriptions::service::DEFAULT_GRACE_PERIOD;
 use webhook_subscriptions::signature::{
     SignatureScheme, StandardWebhooksScheme, DEFAULT_TOLERANCE,
 };
-use webhook_subscriptions::storage::{MemoryStore, Storage};
+use webhook_subscriptions::storage::prelude::*;
+use webhook_subscriptions::storage::MemoryStore;
 use webhook_subscriptions::transport::{AddressPolicy, HttpTransport};
 use webhook_subscriptions::{Clock, ManualClock, RequestContext, WebhookService};
 

@@ -20,13 +20,13 @@ use webhook_subscriptions::model::{
     DeliveryDetail, DeliveryId, OrganizationId, SubscriptionChange, SubscriptionId,
     WebhookSubscription,
 };
+use webhook_subscriptions::storage::prelude::*;
 use webhook_subscriptions::storage::{
     AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, EndpointHealth, LeaseOutcome, NewEvent,
     NextStep, Recorded,
 };
 use webhook_subscriptions::storage::{
-    Error as StoreError, ErrorKind, FailedSelection, MemoryStore, QueueStats,
-    Result as StoreResult, Storage,
+    Error as StoreError, ErrorKind, FailedSelection, MemoryStore, QueueStats, Result as StoreResult,
 };
 use webhook_subscriptions::transport::{from_fn, TransportResponse};
 use webhook_subscriptions::Clock;
@@ -364,7 +364,7 @@ async fn a_lease_taken_over_during_the_attempt_is_reported_lost() {
 struct FailingRecords(Arc<MemoryStore>);
 
 #[async_trait]
-impl Storage for FailingRecords {
+impl SubscriptionStore for FailingRecords {
     async fn insert_subscription(
         &self,
         organization: OrganizationId,
@@ -372,6 +372,7 @@ impl Storage for FailingRecords {
     ) -> StoreResult<()> {
         self.0.insert_subscription(organization, subscription).await
     }
+
     async fn get_subscription(
         &self,
         organization: OrganizationId,
@@ -379,12 +380,14 @@ impl Storage for FailingRecords {
     ) -> StoreResult<Option<WebhookSubscription>> {
         self.0.get_subscription(organization, id).await
     }
+
     async fn list_subscriptions(
         &self,
         organization: OrganizationId,
     ) -> StoreResult<Vec<WebhookSubscription>> {
         self.0.list_subscriptions(organization).await
     }
+
     async fn update_subscription(
         &self,
         organization: OrganizationId,
@@ -393,6 +396,7 @@ impl Storage for FailingRecords {
     ) -> StoreResult<Option<WebhookSubscription>> {
         self.0.update_subscription(organization, id, change).await
     }
+
     async fn delete_subscription(
         &self,
         organization: OrganizationId,
@@ -400,9 +404,22 @@ impl Storage for FailingRecords {
     ) -> StoreResult<bool> {
         self.0.delete_subscription(organization, id).await
     }
+}
+
+#[async_trait]
+impl DeliveryQueue for FailingRecords {
     async fn enqueue_event(&self, event: &NewEvent) -> StoreResult<usize> {
         self.0.enqueue_event(event).await
     }
+
+    async fn enqueue_deliveries(
+        &self,
+        event: &NewEvent,
+        targets: &[SubscriptionId],
+    ) -> StoreResult<Vec<DeliveryId>> {
+        self.0.enqueue_deliveries(event, targets).await
+    }
+
     async fn claim_deliveries_fairly(
         &self,
         now: DateTime<Utc>,
@@ -411,9 +428,11 @@ impl Storage for FailingRecords {
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         self.0.claim_deliveries_fairly(now, lease_for, limits).await
     }
+
     async fn prune(&self, now: DateTime<Utc>, before: DateTime<Utc>) -> StoreResult<u64> {
         self.0.prune(now, before).await
     }
+
     async fn redeliver_failed(
         &self,
         organization: OrganizationId,
@@ -426,6 +445,7 @@ impl Storage for FailingRecords {
             .redeliver_failed(organization, subscription, which, now, limit)
             .await
     }
+
     async fn enqueue_for_subscription(
         &self,
         event: &NewEvent,
@@ -433,6 +453,7 @@ impl Storage for FailingRecords {
     ) -> StoreResult<Option<DeliveryId>> {
         self.0.enqueue_for_subscription(event, subscription).await
     }
+
     async fn record_attempt_with_breaker(
         &self,
         _claim: &ClaimedDelivery,
@@ -446,16 +467,11 @@ impl Storage for FailingRecords {
             "the store is down",
         ))
     }
-    async fn endpoint_health(
-        &self,
-        organization: OrganizationId,
-        subscription: SubscriptionId,
-    ) -> StoreResult<Option<EndpointHealth>> {
-        self.0.endpoint_health(organization, subscription).await
-    }
+
     async fn release(&self, claim: &ClaimedDelivery) -> StoreResult<LeaseOutcome> {
         self.0.release(claim).await
     }
+
     async fn failed_deliveries(
         &self,
         organization: OrganizationId,
@@ -466,6 +482,7 @@ impl Storage for FailingRecords {
             .failed_deliveries(organization, subscription, limit)
             .await
     }
+
     async fn redeliver(
         &self,
         organization: OrganizationId,
@@ -474,6 +491,22 @@ impl Storage for FailingRecords {
     ) -> StoreResult<bool> {
         self.0.redeliver(organization, delivery, now).await
     }
+
+    async fn queue_stats(&self, now: DateTime<Utc>) -> StoreResult<QueueStats> {
+        self.0.queue_stats(now).await
+    }
+}
+
+#[async_trait]
+impl AttemptHistory for FailingRecords {
+    async fn endpoint_health(
+        &self,
+        organization: OrganizationId,
+        subscription: SubscriptionId,
+    ) -> StoreResult<Option<EndpointHealth>> {
+        self.0.endpoint_health(organization, subscription).await
+    }
+
     async fn list_attempts(
         &self,
         organization: OrganizationId,
@@ -484,15 +517,13 @@ impl Storage for FailingRecords {
             .list_attempts(organization, subscription, event)
             .await
     }
+
     async fn latest_statuses(
         &self,
         organization: OrganizationId,
         subscription: SubscriptionId,
     ) -> StoreResult<Vec<(String, DeliveryDetail)>> {
         self.0.latest_statuses(organization, subscription).await
-    }
-    async fn queue_stats(&self, now: DateTime<Utc>) -> StoreResult<QueueStats> {
-        self.0.queue_stats(now).await
     }
 }
 

@@ -41,7 +41,10 @@ pub use outcome::{delivery_detail, retry_after, AttemptResult, Outcome};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use publish::publish_in;
-pub use publish::{prepare_event, publish, PublishLimits, PublishReceipt, DEFAULT_MAX_BODY_BYTES};
+pub use publish::{
+    prepare_event, publish, select_targets, wants, PublishLimits, PublishReceipt,
+    DEFAULT_MAX_BODY_BYTES,
+};
 pub use redeliver::redeliver;
 pub use request::{build_request, InvalidRequest, DELIVERY_USER_AGENT};
 pub use retry::{JitterSource, OsJitter, RetryPolicy, MAX_DELAY, MAX_RETRIES};

@@ -1,5 +1,5 @@
-//! Publishing: an event becomes one envelope, serialized once, fanned out by
-//! the store to every enabled subscription that wants it.
+//! Publishing: an event becomes one envelope, serialized once, and fans
+//! out to every subscription that [`wants`] it.
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -8,7 +8,10 @@ use serde_json::Value;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::model::time::truncate_to_millis;
-use crate::model::{Event, EventCatalogue, EventEnvelope, EventId, Organization};
+use crate::model::{
+    Event, EventCatalogue, EventEnvelope, EventId, Organization, SubscriptionId,
+    WebhookSubscription,
+};
 use crate::storage::NewEvent;
 #[cfg(feature = "postgres")]
 use crate::storage::PostgresStore;
@@ -93,6 +96,30 @@ pub async fn publish_in(
     let new_event = prepare_event(catalogue, limits, organization, event, clock.now())?;
     let enqueued = store.enqueue_event_in(connection, &new_event).await?;
     Ok(receipt(&new_event, enqueued))
+}
+
+/// The fan-out rule: whether `subscription` receives `event`. It does when
+/// it is enabled and subscribes to the event's name.
+///
+/// This is the one definition of who receives what: every store's
+/// [`enqueue_event`](crate::storage::DeliveryQueue::enqueue_event) picks exactly the
+/// subscriptions [`select_targets`] picks (the conformance suite compares
+/// them), whatever index or query it uses to find them fast.
+pub fn wants(subscription: &WebhookSubscription, event: &NewEvent) -> bool {
+    subscription.enabled && subscription.subscribed_events.contains(&event.event_name)
+}
+
+/// The subscriptions among `subscriptions` (those of the event's
+/// organization) that [`wants`] `event`, in the order given.
+pub fn select_targets<'a, I>(event: &NewEvent, subscriptions: I) -> Vec<SubscriptionId>
+where
+    I: IntoIterator<Item = &'a WebhookSubscription>,
+{
+    subscriptions
+        .into_iter()
+        .filter(|subscription| wants(subscription, event))
+        .map(|subscription| subscription.id)
+        .collect()
 }
 
 /// The receipt of a publish that enqueued `enqueued` deliveries of `event`,

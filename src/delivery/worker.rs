@@ -25,7 +25,7 @@ use crate::model::time::truncate_to_millis;
 use crate::model::{DeliveryDetail, DeliveryId, OrganizationId, SubscriptionId, TEST_EVENT};
 use crate::signature::SignatureScheme;
 use crate::storage::{ClaimLimits, ClaimedDelivery, HealthChange, LeaseOutcome, NextStep};
-use crate::storage::{Error as StoreError, Storage};
+use crate::storage::{DeliveryQueue, Error as StoreError, Storage};
 use crate::transport::{Transport, TransportError};
 use crate::webhooks::DEFAULT_TRANSPORT_TIMEOUT;
 
@@ -268,7 +268,7 @@ impl WorkerBuilder {
     /// until the transport timeout holds at most this many slots, and
     /// everyone else's deliveries keep flowing. Claims also take turns across
     /// organizations and their subscriptions (see
-    /// [`Storage::claim_deliveries_fairly`]).
+    /// [`DeliveryQueue::claim_deliveries_fairly`]).
     pub fn max_in_flight_per_subscription(mut self, max: usize) -> Self {
         self.max_in_flight_per_subscription = max;
         self
@@ -327,7 +327,7 @@ impl WorkerBuilder {
         self
     }
 
-    /// How often [`Worker::run`] samples [`Storage::queue_stats`] into the
+    /// How often [`Worker::run`] samples [`DeliveryQueue::queue_stats`] into the
     /// queue gauges, once it has sampled them on starting (default 10 s;
     /// feature `metrics`).
     #[cfg(feature = "metrics")]
@@ -670,7 +670,7 @@ impl Worker {
 
     /// Removes failed deliveries and attempt log entries older than the
     /// retention, and forgets event ids nothing needs any more (see
-    /// [`Storage::prune`]); returns how many deliveries and entries went.
+    /// [`DeliveryQueue::prune`]); returns how many deliveries and entries went.
     /// [`run`](Worker::run) calls it every maintenance interval; hosts that
     /// drive [`run_once`](Worker::run_once) call it themselves.
     pub async fn prune(&self) -> Result<u64> {
@@ -988,7 +988,7 @@ impl Inner {
         error.into()
     }
 
-    /// Sets the queue gauges from [`Storage::queue_stats`].
+    /// Sets the queue gauges from [`DeliveryQueue::queue_stats`].
     #[cfg(feature = "metrics")]
     async fn sample_queue(&self) {
         let now = self.clock.now();

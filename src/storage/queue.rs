@@ -112,7 +112,7 @@ pub struct ClaimedDelivery {
 }
 
 /// How much one claim may take (see
-/// [`Storage::claim_deliveries_fairly`](super::Storage::claim_deliveries_fairly)).
+/// [`DeliveryQueue::claim_deliveries_fairly`](super::DeliveryQueue::claim_deliveries_fairly)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ClaimLimits {

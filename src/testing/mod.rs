@@ -64,6 +64,8 @@
 //! | [`logs_and_failures_are_isolated`] | the same for failed deliveries, redelivery, logs and statuses |
 //! | [`enqueue_stays_in_organization`] | an event reaches only its own organization's subscriptions |
 //! | [`enqueue_targets_enabled_subscribers`] | one delivery per enabled, subscribed subscription, due at `published_at` |
+//! | [`enqueue_follows_the_fan_out_rule`] | `enqueue_event` picks exactly what [`select_targets`](crate::delivery::select_targets) picks |
+//! | [`enqueue_deliveries_persists_the_chosen_targets`] | `enqueue_deliveries` queues the given targets of the organization, once per event id |
 //! | [`duplicate_event_id_enqueues_nothing`] | an `event_id` is enqueued once per organization |
 //! | [`claim_respects_due_time_and_limit`] | claims take only due deliveries, at most `limit` |
 //! | [`lease_blocks_other_claimers_until_expiry`] | a held lease hides the delivery; an expired one hands it out with a new token |
@@ -107,6 +109,7 @@ use crate::storage::{AttemptLog, ClaimedDelivery, Delivery, LeaseOutcome, NewEve
 
 mod breaker;
 mod fairness;
+mod fanout;
 mod isolation;
 mod logs;
 mod queue;
@@ -122,6 +125,9 @@ pub use breaker::{
 pub use fairness::{
     claim_caps_in_flight_per_subscription, claim_takes_turns_across_organizations,
     concurrent_claimers_respect_the_cap, prune_drops_old_failures_and_logs,
+};
+pub use fanout::{
+    enqueue_deliveries_persists_the_chosen_targets, enqueue_follows_the_fan_out_rule,
 };
 pub use isolation::{
     enqueue_stays_in_organization, logs_and_failures_are_isolated, organizations_are_isolated,

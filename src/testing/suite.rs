@@ -97,6 +97,8 @@ macro_rules! __conformance_checks {
             core plain logs_and_failures_are_isolated,
             core plain enqueue_stays_in_organization,
             core plain enqueue_targets_enabled_subscribers,
+            core plain enqueue_follows_the_fan_out_rule,
+            core plain enqueue_deliveries_persists_the_chosen_targets,
             core plain duplicate_event_id_enqueues_nothing,
             core plain claim_respects_due_time_and_limit,
             core plain lease_blocks_other_claimers_until_expiry,

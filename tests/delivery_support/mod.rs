@@ -17,8 +17,9 @@ use webhook_subscriptions::model::{
     Event, EventCatalogue, EventId, Organization, OrganizationId, SecretKey, SubscriptionChange,
     SubscriptionId, UserId, WebhookSubscription,
 };
+use webhook_subscriptions::storage::prelude::*;
 use webhook_subscriptions::storage::AttemptLog;
-use webhook_subscriptions::storage::{MemoryStore, Storage};
+use webhook_subscriptions::storage::MemoryStore;
 use webhook_subscriptions::transport::{Transport, TransportError, TransportResponse};
 use webhook_subscriptions::ManualClock;
 

@@ -25,7 +25,6 @@
 //! | `seq`, `tokens` | string | INCR counters: insertion order and delivery ids; lease tokens |
 //! | `sub:{org}:{sub}` | hash | `json` (the subscription), `seq`, `prev_key`/`prev_until` (the rotated-out secret, which the JSON skips) |
 //! | `subs:{org}` | zset | `{seq}:{sub}` by `created_at` |
-//! | `subscribers:{org}:{event}` | set | enabled subscriptions to `event` |
 //! | `dlv:{org}:{id}` | hash | `rec` (JSON: subscription, event, attempts, due, state, lease) and `payload` (raw bytes) |
 //! | `dlvs:{org}:{sub}` | set | every queued delivery of the subscription (for delete) |
 //! | `lane:{org}:{sub}` | zset | pending `{seq}:{id}` by due time |
@@ -50,13 +49,17 @@
 //!   lanes, as the contract allows, but Redis is blocked for all of it, and
 //!   `ready` and `leased:{org}` are keys of every organization, so in Redis
 //!   Cluster all keys would need one hash tag: one shard for the whole queue.
-//! - **`enqueue_event`**: atomic fan-out is SMEMBERS `subscribers:…` and then
-//!   an HSET, SADD and two ZADDs per subscriber in the same script: unbounded
-//!   in the number of subscribers, and the keys are found inside the script,
-//!   not declared in KEYS as Cluster requires. Ids come from INCR (scripts
-//!   should be deterministic), and the payload is copied into every delivery
-//!   and log entry: sharing it would take a refcounted `event:{org}:{id}`
-//!   kept up to date by every script that completes, prunes or deletes.
+//! - **Fan-out**: `enqueue_event` is the trait's provided one: it lists the
+//!   organization's subscriptions, lets `delivery::select_targets` pick, and
+//!   hands the targets to `enqueue_deliveries`, one script of an HSET, SADD
+//!   and two ZADDs per target. The script's keys are then known before it
+//!   runs (declarable in KEYS, as Cluster requires), and no
+//!   `subscribers:{org}:{event}` index has to be kept in step by every
+//!   write. Still awkward: the script is unbounded in the number of
+//!   targets, ids come from INCR (scripts should be deterministic), and the
+//!   payload is copied into every delivery and log entry: sharing it would
+//!   take a refcounted `event:{org}:{id}` kept up to date by every script
+//!   that completes, prunes or deletes.
 //! - **De-duplication window**: Redis's own expiry (SET … PXAT) runs on the
 //!   server's clock, but the contract counts the window from `published_at`
 //!   and `prune`'s `now`; so `seen:` keeps its expiry as its value, compared
@@ -111,14 +114,14 @@ use webhook_subscriptions::model::{
     DeliveryDetail, DeliveryId, EventId, OrganizationId, PreviousSecret, SecretKey,
     SubscriptionChange, SubscriptionId, WebhookSubscription,
 };
+use webhook_subscriptions::storage::prelude::*;
 use webhook_subscriptions::storage::{
     AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryState, EndpointHealth,
     HealthChange, Lease, LeaseOutcome, NewEvent, NextStep, Recorded,
 };
 use webhook_subscriptions::storage::{Error, ErrorKind, Result};
 use webhook_subscriptions::storage::{
-    FailedSelection, QueueStats, Storage, DEFAULT_DEDUP_WINDOW, DEFAULT_LOG_CAP,
-    QUEUE_STATS_COUNT_LIMIT,
+    FailedSelection, QueueStats, DEFAULT_DEDUP_WINDOW, DEFAULT_LOG_CAP, QUEUE_STATS_COUNT_LIMIT,
 };
 
 use kv::Kv;
@@ -579,27 +582,9 @@ fn save_sub(kv: &mut Kv, org: Org, sub: &WebhookSubscription) -> Result<()> {
     Ok(())
 }
 
-/// Adds an enabled subscription to the `subscribers:` sets of its events.
-fn index_sub(kv: &mut Kv, org: Org, sub: &WebhookSubscription) -> Result<()> {
-    if sub.enabled {
-        for event in &sub.subscribed_events {
-            kv.sadd(&format!("subscribers:{org}:{event}"), &sub.id.to_string())?;
-        }
-    }
-    Ok(())
-}
-
-fn unindex_sub(kv: &mut Kv, org: Org, sub: &WebhookSubscription) -> Result<()> {
-    for event in &sub.subscribed_events {
-        kv.srem(&format!("subscribers:{org}:{event}"), &sub.id.to_string())?;
-    }
-    Ok(())
-}
-
 fn disable(kv: &mut Kv, org: Org, id: Sub) -> Result<()> {
     if let Some(mut sub) = load_sub(kv, org, id)? {
         if sub.enabled {
-            unindex_sub(kv, org, &sub)?;
             sub.enabled = false;
             save_sub(kv, org, &sub)?;
         }
@@ -940,11 +925,10 @@ fn record(
 }
 
 fn delete(kv: &mut Kv, org: Org, id: Sub) -> Result<bool> {
-    let Some(sub) = load_sub(kv, org, id)? else {
+    if !kv.exists(&key("sub", org, id)) {
         return Ok(false);
-    };
+    }
     let seq = int(&kv.hget(&key("sub", org, id), "seq")?.unwrap_or_default())?;
-    unindex_sub(kv, org, &sub)?;
     kv.zrem(&format!("subs:{org}"), &member(seq as u64, id))?;
     kv.del(&key("sub", org, id));
     kv.del(&key("health", org, id));
@@ -979,10 +963,6 @@ fn update(
     };
     let mut new = old.clone();
     new.apply(change);
-    if old.enabled != new.enabled || old.subscribed_events != new.subscribed_events {
-        unindex_sub(kv, org, &old)?;
-        index_sub(kv, org, &new)?;
-    }
     // A new URL, or enabling again, closes the circuit.
     let heals = old.url != new.url || (!old.enabled && new.enabled);
     if heals && kv.del(&key("health", org, id)) {
@@ -1043,7 +1023,7 @@ fn prune_batch(kv: &mut Kv, now: DateTime<Utc>, before: DateTime<Utc>) -> Result
 
 // Each method is one script (`prune` several, see its comment).
 #[async_trait]
-impl Storage for KvStore {
+impl SubscriptionStore for KvStore {
     async fn insert_subscription(&self, org: Org, sub: &WebhookSubscription) -> Result<()> {
         self.engine.script(|kv| {
             let k = key("sub", org, sub.id);
@@ -1058,7 +1038,7 @@ impl Storage for KvStore {
                 ms(sub.created_at),
                 &member(seq, sub.id),
             )?;
-            index_sub(kv, org, sub)
+            Ok(())
         })
     }
 
@@ -1089,19 +1069,29 @@ impl Storage for KvStore {
     async fn delete_subscription(&self, org: Org, id: Sub) -> Result<bool> {
         self.engine.script(|kv| delete(kv, org, id))
     }
+}
 
-    async fn enqueue_event(&self, event: &NewEvent) -> Result<usize> {
+#[async_trait]
+impl DeliveryQueue for KvStore {
+    // `enqueue_event` and `enqueue_for_subscription` are the trait's: the
+    // fan-out rule runs in Rust, and only the chosen targets reach a script.
+    async fn enqueue_deliveries(
+        &self,
+        event: &NewEvent,
+        targets: &[Sub],
+    ) -> Result<Vec<DeliveryId>> {
         self.engine.script(|kv| {
             if !first_time(kv, event, self.dedup_window)? {
-                return Ok(0);
+                return Ok(Vec::new());
             }
             let org = event.organization_id;
-            // Unbounded fan-out in one script (see "What was awkward").
-            let targets = kv.smembers(&format!("subscribers:{org}:{}", event.event_name))?;
-            for sub in &targets {
-                push_delivery(kv, self.id_prefix, event, parse(sub)?)?;
+            let mut queued = Vec::with_capacity(targets.len());
+            for &sub in targets {
+                if kv.exists(&key("sub", org, sub)) {
+                    queued.push(push_delivery(kv, self.id_prefix, event, sub)?);
+                }
             }
-            Ok(targets.len())
+            Ok(queued)
         })
     }
 
@@ -1124,15 +1114,6 @@ impl Storage for KvStore {
         let cap = self.log_cap;
         self.engine
             .script(|kv| record(kv, claim, detail, next, breaker, cap))
-    }
-
-    async fn endpoint_health(&self, org: Org, sub: Sub) -> Result<Option<EndpointHealth>> {
-        self.engine.script(|kv| {
-            if !kv.exists(&key("sub", org, sub)) {
-                return Ok(None);
-            }
-            load_health(kv, org, sub)
-        })
     }
 
     async fn release(&self, claim: &ClaimedDelivery) -> Result<LeaseOutcome> {
@@ -1211,51 +1192,6 @@ impl Storage for KvStore {
         })
     }
 
-    async fn enqueue_for_subscription(
-        &self,
-        event: &NewEvent,
-        sub: Sub,
-    ) -> Result<Option<DeliveryId>> {
-        self.engine.script(|kv| {
-            if !kv.exists(&key("sub", event.organization_id, sub))
-                || !first_time(kv, event, self.dedup_window)?
-            {
-                return Ok(None);
-            }
-            push_delivery(kv, self.id_prefix, event, sub).map(Some)
-        })
-    }
-
-    async fn list_attempts(&self, org: Org, sub: Sub, event: &str) -> Result<Vec<AttemptLog>> {
-        let last = self.log_cap as i64 - 1;
-        self.engine.script(|kv| {
-            let mut attempts = Vec::new();
-            for bytes in kv.lrange(&log_key(org, sub, event), 0, last)? {
-                let entry: LogEntry = from_json(&bytes)?;
-                let payload = BASE64_STANDARD.decode(entry.payload).map_err(internal)?;
-                attempts.push(AttemptLog {
-                    delivery_id: entry.delivery_id,
-                    event_id: entry.event_id,
-                    detail: entry.detail,
-                    payload: Bytes::from(payload),
-                });
-            }
-            Ok(attempts)
-        })
-    }
-
-    async fn latest_statuses(&self, org: Org, sub: Sub) -> Result<Vec<(String, DeliveryDetail)>> {
-        self.engine.script(|kv| {
-            let mut statuses = Vec::new();
-            for event in kv.smembers(&key("logs", org, sub))? {
-                if let Some(newest) = kv.lrange(&log_key(org, sub, &event), 0, 0)?.first() {
-                    statuses.push((event, from_json::<LogEntry>(newest)?.detail));
-                }
-            }
-            Ok(statuses)
-        })
-    }
-
     async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats> {
         // Walks the ready lanes like a claim (see "What was awkward").
         self.engine.script(|kv| {
@@ -1287,6 +1223,48 @@ impl Storage for KvStore {
                 return Ok(removed);
             }
         }
+    }
+}
+
+#[async_trait]
+impl AttemptHistory for KvStore {
+    async fn endpoint_health(&self, org: Org, sub: Sub) -> Result<Option<EndpointHealth>> {
+        self.engine.script(|kv| {
+            if !kv.exists(&key("sub", org, sub)) {
+                return Ok(None);
+            }
+            load_health(kv, org, sub)
+        })
+    }
+
+    async fn list_attempts(&self, org: Org, sub: Sub, event: &str) -> Result<Vec<AttemptLog>> {
+        let last = self.log_cap as i64 - 1;
+        self.engine.script(|kv| {
+            let mut attempts = Vec::new();
+            for bytes in kv.lrange(&log_key(org, sub, event), 0, last)? {
+                let entry: LogEntry = from_json(&bytes)?;
+                let payload = BASE64_STANDARD.decode(entry.payload).map_err(internal)?;
+                attempts.push(AttemptLog {
+                    delivery_id: entry.delivery_id,
+                    event_id: entry.event_id,
+                    detail: entry.detail,
+                    payload: Bytes::from(payload),
+                });
+            }
+            Ok(attempts)
+        })
+    }
+
+    async fn latest_statuses(&self, org: Org, sub: Sub) -> Result<Vec<(String, DeliveryDetail)>> {
+        self.engine.script(|kv| {
+            let mut statuses = Vec::new();
+            for event in kv.smembers(&key("logs", org, sub))? {
+                if let Some(newest) = kv.lrange(&log_key(org, sub, &event), 0, 0)?.first() {
+                    statuses.push((event, from_json::<LogEntry>(newest)?.detail));
+                }
+            }
+            Ok(statuses)
+        })
     }
 }
 

@@ -14,11 +14,12 @@ use crate::model::{
     WebhookSubscription,
 };
 use crate::storage::{
-    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, EndpointHealth, LeaseOutcome, NewEvent,
-    NextStep, Recorded,
+    AttemptHistory, DeliveryQueue, FailedSelection, QueueStats, Result as StoreResult,
+    SubscriptionStore, DEFAULT_LOG_CAP,
 };
 use crate::storage::{
-    FailedSelection, QueueStats, Result as StoreResult, Storage, DEFAULT_LOG_CAP,
+    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, EndpointHealth, LeaseOutcome, NewEvent,
+    NextStep, Recorded,
 };
 
 mod state;
@@ -183,7 +184,7 @@ impl fmt::Debug for MemoryStore {
 // returning; subscriptions are cloned after the lock is released (claims
 // share them).
 #[async_trait]
-impl Storage for MemoryStore {
+impl SubscriptionStore for MemoryStore {
     async fn insert_subscription(
         &self,
         organization: OrganizationId,
@@ -229,9 +230,21 @@ impl Storage for MemoryStore {
     ) -> StoreResult<bool> {
         Ok(self.write().delete(organization, id))
     }
+}
 
+#[async_trait]
+impl DeliveryQueue for MemoryStore {
     async fn enqueue_event(&self, event: &NewEvent) -> StoreResult<usize> {
         self.write().enqueue(event, self.config.dedup_window)
+    }
+
+    async fn enqueue_deliveries(
+        &self,
+        event: &NewEvent,
+        targets: &[SubscriptionId],
+    ) -> StoreResult<Vec<DeliveryId>> {
+        self.write()
+            .enqueue_to(event, targets, self.config.dedup_window, |_| true)
     }
 
     async fn claim_deliveries_fairly(
@@ -253,14 +266,6 @@ impl Storage for MemoryStore {
         Ok(self
             .write()
             .record_attempt(claim, detail, next, breaker, self.config.log_cap))
-    }
-
-    async fn endpoint_health(
-        &self,
-        organization: OrganizationId,
-        subscription: SubscriptionId,
-    ) -> StoreResult<Option<EndpointHealth>> {
-        Ok(self.read().health(organization, subscription))
     }
 
     async fn release(&self, claim: &ClaimedDelivery) -> StoreResult<LeaseOutcome> {
@@ -298,13 +303,23 @@ impl Storage for MemoryStore {
             .redeliver_failed(organization, subscription, which, now, limit))
     }
 
-    async fn enqueue_for_subscription(
+    async fn queue_stats(&self, now: DateTime<Utc>) -> StoreResult<QueueStats> {
+        Ok(self.read().queue_stats(now))
+    }
+
+    async fn prune(&self, now: DateTime<Utc>, before: DateTime<Utc>) -> StoreResult<u64> {
+        Ok(self.write().prune(now, before))
+    }
+}
+
+#[async_trait]
+impl AttemptHistory for MemoryStore {
+    async fn endpoint_health(
         &self,
-        event: &NewEvent,
+        organization: OrganizationId,
         subscription: SubscriptionId,
-    ) -> StoreResult<Option<DeliveryId>> {
-        self.write()
-            .enqueue_for(event, subscription, self.config.dedup_window)
+    ) -> StoreResult<Option<EndpointHealth>> {
+        Ok(self.read().health(organization, subscription))
     }
 
     async fn list_attempts(
@@ -322,14 +337,6 @@ impl Storage for MemoryStore {
         subscription: SubscriptionId,
     ) -> StoreResult<Vec<(String, DeliveryDetail)>> {
         Ok(self.read().latest(organization, subscription))
-    }
-
-    async fn queue_stats(&self, now: DateTime<Utc>) -> StoreResult<QueueStats> {
-        Ok(self.read().queue_stats(now))
-    }
-
-    async fn prune(&self, now: DateTime<Utc>, before: DateTime<Utc>) -> StoreResult<u64> {
-        Ok(self.write().prune(now, before))
     }
 }
 

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use crate::delivery::CircuitBreaker;
+use crate::delivery::{wants, CircuitBreaker};
 use crate::model::{
     DeliveryDetail, DeliveryId, EventId, OrganizationId, SubscriptionChange, SubscriptionId,
     WebhookSubscription,
@@ -582,64 +582,80 @@ impl State {
         true
     }
 
+    /// Fan-out through the index of enabled subscribers by event name (the
+    /// fast path), with [`wants`] deciding for each of them.
     pub(super) fn enqueue(&mut self, event: &NewEvent, dedup_window: Duration) -> Result<usize> {
+        // A name never interned has no subscribers; publishing alone does not intern.
+        let targets = match self.subscribers.names.get(event.event_name.as_str()) {
+            Some(name) => self.subscribers.of(event.organization_id, name),
+            None => Vec::new(),
+        };
+        let queued = self.enqueue_to(event, &targets, dedup_window, |s| wants(s, event))?;
+        Ok(queued.len())
+    }
+
+    /// Persists a chosen fan-out: unless the event id was seen, remembers it
+    /// and queues one delivery per target of the event's organization that
+    /// `accept` takes (due at `published_at`).
+    pub(super) fn enqueue_to(
+        &mut self,
+        event: &NewEvent,
+        targets: &[SubscriptionId],
+        dedup_window: Duration,
+        accept: impl Fn(&WebhookSubscription) -> bool,
+    ) -> Result<Vec<DeliveryId>> {
         let now = event.published_at;
         self.forget_seen_until(now);
         let key = (event.organization_id, event.event_id);
         if self.seen.contains_key(&key) {
-            return Ok(0);
+            return Ok(Vec::new());
         }
-        // A name never interned has no subscribers; publishing alone does not intern.
-        let name = self
-            .subscribers
-            .names
-            .get(event.event_name.as_str())
-            .cloned();
-        let targets = name
-            .as_ref()
-            .map(|name| self.subscribers.of(event.organization_id, name))
-            .unwrap_or_default();
         let ids = random_uuids(targets.len())?;
-
         let forget_at = later(now, dedup_window);
         self.seen.insert(key, forget_at);
         self.seen_by_expiry
             .insert((forget_at, event.organization_id, event.event_id));
-        let Some(name) = name else {
-            return Ok(0);
-        };
+        if targets.is_empty() {
+            return Ok(Vec::new());
+        }
         let data = Arc::new(EventData {
             organization_id: event.organization_id,
             event_id: event.event_id,
-            name,
+            name: self.subscribers.intern(&event.event_name),
             payload: event.payload.clone(),
         });
-        let mut enqueued = 0;
-        for (subscription, id) in targets.into_iter().zip(ids) {
-            if self.push_delivery(subscription, &data, DeliveryId(id), now) {
-                enqueued += 1;
+        let mut queued = Vec::with_capacity(targets.len());
+        for (&subscription, id) in targets.iter().zip(ids) {
+            let id = DeliveryId(id);
+            if self.push_delivery(subscription, &data, id, now, &accept) {
+                queued.push(id);
             }
         }
-        Ok(enqueued)
+        Ok(queued)
     }
 
     /// Queues one delivery of `event` to `subscription` of its organization,
-    /// due at `now`; false if the subscription is not there.
+    /// due at `now`; false if the subscription is not there or `accept`
+    /// refuses it.
     fn push_delivery(
         &mut self,
         subscription: SubscriptionId,
         event: &Arc<EventData>,
         id: DeliveryId,
         now: DateTime<Utc>,
+        accept: impl Fn(&WebhookSubscription) -> bool,
     ) -> bool {
-        let seq = self.next_seq();
         let Some(entry) = self
             .subscriptions
             .get_mut(&(event.organization_id, subscription))
         else {
             return false;
         };
+        if !accept(&entry.subscription) {
+            return false;
+        }
         entry.activity().deliveries.insert(id);
+        let seq = self.next_seq();
         self.queue
             .push_pending((event.organization_id, subscription), (now, seq), id);
         self.queue.records.insert(
@@ -655,39 +671,6 @@ impl State {
             },
         );
         true
-    }
-
-    /// Queues `event` for `subscription` alone, whatever it subscribes to.
-    pub(super) fn enqueue_for(
-        &mut self,
-        event: &NewEvent,
-        subscription: SubscriptionId,
-        dedup_window: Duration,
-    ) -> Result<Option<DeliveryId>> {
-        let now = event.published_at;
-        self.forget_seen_until(now);
-        let key = (event.organization_id, event.event_id);
-        if self.seen.contains_key(&key) || !self.subscriptions.contains_key(&(key.0, subscription))
-        {
-            return Ok(None);
-        }
-        let [id] = random_uuids(1)?[..] else {
-            return Err(memory_error(ErrorKind::Other, "os randomness gave no id"));
-        };
-        let forget_at = later(now, dedup_window);
-        self.seen.insert(key, forget_at);
-        self.seen_by_expiry
-            .insert((forget_at, event.organization_id, event.event_id));
-        let data = Arc::new(EventData {
-            organization_id: event.organization_id,
-            event_id: event.event_id,
-            name: self.subscribers.intern(&event.event_name),
-            payload: event.payload.clone(),
-        });
-        let id = DeliveryId(id);
-        Ok(self
-            .push_delivery(subscription, &data, id, now)
-            .then_some(id))
     }
 
     fn forget_seen_until(&mut self, now: DateTime<Utc>) {

@@ -18,8 +18,8 @@
 //!   statement; the HTTP call happens outside any transaction;
 //! - recording an attempt is one statement: log, trim the log, and apply the
 //!   next step only if the lease token still matches;
-//! - concurrent calls of [`Storage::enqueue_event`] and
-//!   [`Storage::record_attempt`] on one store share a statement (group
+//! - concurrent calls of [`DeliveryQueue::enqueue_event`] and
+//!   [`DeliveryQueue::record_attempt`] on one store share a statement (group
 //!   commit), so a busy worker pays one round trip and one commit for many
 //!   deliveries; a lone call waits for nothing;
 //! - the latest status is the newest log row, so no row is rewritten by
@@ -54,12 +54,12 @@ use crate::model::{
     WebhookSubscription,
 };
 use crate::storage::{
-    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryState, EndpointHealth, Lease,
-    LeaseOutcome, NewEvent, NextStep, Recorded,
+    AttemptHistory, DeliveryQueue, FailedSelection, QueueStats, Result as StoreResult,
+    SubscriptionStore, DEFAULT_DEDUP_WINDOW, DEFAULT_LOG_CAP,
 };
 use crate::storage::{
-    FailedSelection, QueueStats, Result as StoreResult, Storage, DEFAULT_DEDUP_WINDOW,
-    DEFAULT_LOG_CAP,
+    AttemptLog, ClaimLimits, ClaimedDelivery, Delivery, DeliveryState, EndpointHealth, Lease,
+    LeaseOutcome, NewEvent, NextStep, Recorded,
 };
 
 mod batch;
@@ -287,7 +287,7 @@ impl PostgresStore {
         Ok(done.rows_affected())
     }
 
-    /// [`Storage::enqueue_event`] on the host's own connection, typically
+    /// [`DeliveryQueue::enqueue_event`] on the host's own connection, typically
     /// inside its transaction (a transactional outbox): the event is queued
     /// if and only if the host's transaction commits. Hosts usually call
     /// [`WebhookService::publish_in`](crate::WebhookService::publish_in),
@@ -358,7 +358,7 @@ fn bind_limit(limit: usize) -> i64 {
 }
 
 #[async_trait]
-impl Storage for PostgresStore {
+impl SubscriptionStore for PostgresStore {
     async fn insert_subscription(
         &self,
         organization: OrganizationId,
@@ -472,10 +472,32 @@ impl Storage for PostgresStore {
             .await
             .map_err(db)
     }
+}
 
+#[async_trait]
+impl DeliveryQueue for PostgresStore {
     async fn enqueue_event(&self, event: &NewEvent) -> StoreResult<usize> {
         let queued = self.enqueues.submit(event.clone()).await?;
         queued_count(Some(queued))
+    }
+
+    async fn enqueue_deliveries(
+        &self,
+        event: &NewEvent,
+        targets: &[SubscriptionId],
+    ) -> StoreResult<Vec<DeliveryId>> {
+        let targets: Vec<Uuid> = targets.iter().map(|id| id.0).collect();
+        let queued: Vec<Uuid> = sqlx::query_scalar(sql(&self.queries.enqueue_deliveries))
+            .bind(event.organization_id.0)
+            .bind(event.event_id.0)
+            .bind(&event.event_name)
+            .bind(event.payload.as_ref())
+            .bind(event.published_at)
+            .bind(&targets)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(queued.into_iter().map(DeliveryId).collect())
     }
 
     async fn claim_deliveries_fairly(
@@ -582,20 +604,6 @@ impl Storage for PostgresStore {
             .await
     }
 
-    async fn endpoint_health(
-        &self,
-        organization: OrganizationId,
-        subscription: SubscriptionId,
-    ) -> StoreResult<Option<EndpointHealth>> {
-        let found = sqlx::query(sql(&self.queries.endpoint_health))
-            .bind(organization.0)
-            .bind(subscription.0)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
-        found.as_ref().map(rows::health).transpose()
-    }
-
     async fn release(&self, claim: &ClaimedDelivery) -> StoreResult<LeaseOutcome> {
         let done = sqlx::query(sql(&self.queries.release))
             .bind(claim.delivery.id.0)
@@ -673,22 +681,47 @@ impl Storage for PostgresStore {
         usize::try_from(requeued).map_err(|e| rows::corrupt_result(e.to_string()))
     }
 
-    async fn enqueue_for_subscription(
+    async fn queue_stats(&self, now: DateTime<Utc>) -> StoreResult<QueueStats> {
+        let row = sqlx::query(sql(&self.queries.queue_stats))
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        let due: i64 = sqlx::Row::try_get(&row, "due").map_err(db)?;
+        let oldest_due_at = sqlx::Row::try_get(&row, "oldest_due_at").map_err(db)?;
+        Ok(QueueStats {
+            due: u64::try_from(due).map_err(|e| rows::corrupt_result(e.to_string()))?,
+            oldest_due_at,
+        })
+    }
+
+    async fn prune(&self, now: DateTime<Utc>, before: DateTime<Utc>) -> StoreResult<u64> {
+        let removed: i64 = sqlx::query_scalar(sql(&self.queries.prune_history))
+            .bind(before)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        // A second statement: the first one's deletions are not visible to
+        // its own subqueries, so payloads it freed go only now.
+        self.prune_events(now).await?;
+        Ok(u64::try_from(removed).unwrap_or_default())
+    }
+}
+
+#[async_trait]
+impl AttemptHistory for PostgresStore {
+    async fn endpoint_health(
         &self,
-        event: &NewEvent,
+        organization: OrganizationId,
         subscription: SubscriptionId,
-    ) -> StoreResult<Option<DeliveryId>> {
-        let queued: Option<Uuid> = sqlx::query_scalar(sql(&self.queries.enqueue_for_subscription))
-            .bind(event.organization_id.0)
-            .bind(event.event_id.0)
-            .bind(&event.event_name)
-            .bind(event.payload.as_ref())
-            .bind(event.published_at)
+    ) -> StoreResult<Option<EndpointHealth>> {
+        let found = sqlx::query(sql(&self.queries.endpoint_health))
+            .bind(organization.0)
             .bind(subscription.0)
             .fetch_optional(&self.pool)
             .await
             .map_err(db)?;
-        Ok(queued.map(DeliveryId))
+        found.as_ref().map(rows::health).transpose()
     }
 
     async fn list_attempts(
@@ -725,31 +758,5 @@ impl Storage for PostgresStore {
                 Ok((event, rows::detail(row)?))
             })
             .collect()
-    }
-
-    async fn queue_stats(&self, now: DateTime<Utc>) -> StoreResult<QueueStats> {
-        let row = sqlx::query(sql(&self.queries.queue_stats))
-            .bind(now)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db)?;
-        let due: i64 = sqlx::Row::try_get(&row, "due").map_err(db)?;
-        let oldest_due_at = sqlx::Row::try_get(&row, "oldest_due_at").map_err(db)?;
-        Ok(QueueStats {
-            due: u64::try_from(due).map_err(|e| rows::corrupt_result(e.to_string()))?,
-            oldest_due_at,
-        })
-    }
-
-    async fn prune(&self, now: DateTime<Utc>, before: DateTime<Utc>) -> StoreResult<u64> {
-        let removed: i64 = sqlx::query_scalar(sql(&self.queries.prune_history))
-            .bind(before)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db)?;
-        // A second statement: the first one's deletions are not visible to
-        // its own subqueries, so payloads it freed go only now.
-        self.prune_events(now).await?;
-        Ok(u64::try_from(removed).unwrap_or_default())
     }
 }

@@ -1,5 +1,7 @@
 -- De-duplication and fan-out of a batch of events (distinct keys) in one
--- statement: an event's deliveries are inserted only if its event row was.
+-- statement. `targets` is the fan-out rule of `delivery::wants` (enabled, and
+-- subscribed to the event name) in SQL; the conformance suite checks the two
+-- agree. An event's deliveries are inserted only if its event row was.
 -- The payload is kept only when someone will receive it. One row per input:
 -- (ord, queued).
 --
