@@ -88,6 +88,9 @@ fn main() -> Result<()> {
         .and_then(|i| args.get(i + 1))
         .cloned();
     let runs = |part: &str| only.as_deref().is_none_or(|o| o == part);
+    // `--async-commit`: the PostgreSQL store commits recorded attempts
+    // asynchronously (`PostgresStoreConfig::asynchronous_attempt_commit`).
+    let async_commit = args.iter().any(|a| a == "--async-commit");
     let settings = if quick {
         Settings {
             rounds: 31,
@@ -150,8 +153,14 @@ fn main() -> Result<()> {
                     &receiver,
                     &url,
                     settings.postgres_deliveries,
+                    async_commit,
                 ))?;
-                println!("postgres_deliveries_per_s: {:.0}", rate.per_s);
+                let name = if async_commit {
+                    "postgres_async_commit_deliveries_per_s"
+                } else {
+                    "postgres_deliveries_per_s"
+                };
+                println!("{name}: {:.0}", rate.per_s);
             }
         }
         Err(_) => println!("postgres_deliveries_per_s: skipped (DATABASE_URL unset)"),
@@ -481,11 +490,17 @@ async fn drain_memory(receiver: &Receiver, count: usize) -> Result<Rate> {
     drain(receiver, Arc::new(MemoryStore::new()), count).await
 }
 
-async fn drain_postgres(receiver: &Receiver, url: &str, count: usize) -> Result<Rate> {
+async fn drain_postgres(
+    receiver: &Receiver,
+    url: &str,
+    count: usize,
+    async_commit: bool,
+) -> Result<Rate> {
     let schema = format!("wh_bench_{}", uuid::Uuid::new_v4().simple());
-    let store =
-        PostgresStore::connect_with_config(url, PostgresStoreConfig::new().with_schema(&schema))
-            .await?;
+    let config = PostgresStoreConfig::new()
+        .with_schema(&schema)
+        .with_asynchronous_attempt_commit(async_commit);
+    let store = PostgresStore::connect_with_config(url, config).await?;
     store.migrate().await?;
     let rate = drain(receiver, Arc::new(store), count).await;
     let pool = sqlx::PgPool::connect(url).await?;

@@ -8,7 +8,7 @@ mod postgres_support;
 use std::sync::Arc;
 
 use postgres_support::TestDb;
-use webhook_subscriptions::storage::{PostgresStore, Storage};
+use webhook_subscriptions::storage::{PostgresStore, PostgresStoreConfig, Storage};
 use webhook_subscriptions::testing::{self, Fixture};
 
 /// One check's database: a store in a fresh schema, dropped after the check.
@@ -47,5 +47,19 @@ async fn postgres_store_passes_the_whole_suite() {
         return;
     };
     testing::run_all(|| db.store()).await;
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(postgres_tests_ignored, ignore = "needs PostgreSQL: set DATABASE_URL")]
+async fn postgres_store_committing_attempts_asynchronously_passes_the_whole_suite() {
+    let Some(db) =
+        TestDb::connect("postgres_store_committing_attempts_asynchronously_passes_the_whole_suite")
+            .await
+    else {
+        return;
+    };
+    let config = PostgresStoreConfig::new().with_asynchronous_attempt_commit(true);
+    testing::run_all(|| db.store_with(config.clone())).await;
     db.cleanup().await;
 }

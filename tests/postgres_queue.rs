@@ -628,3 +628,76 @@ async fn a_circuit_opened_through_one_process_pauses_every_process() {
     drop((a, b, setup));
     db.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(postgres_tests_ignored, ignore = "needs PostgreSQL: set DATABASE_URL")]
+async fn an_asynchronous_attempt_commit_applies_and_leaves_the_session_setting_alone() {
+    let Some(db) = TestDb::connect(
+        "an_asynchronous_attempt_commit_applies_and_leaves_the_session_setting_alone",
+    )
+    .await
+    else {
+        return;
+    };
+    // One connection, so the check after the record runs on the connection that recorded.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&db.url)
+        .await
+        .unwrap_or_else(|e| panic!("connect failed: {e}"));
+    let show = || async {
+        sqlx::query_scalar::<_, String>("SHOW synchronous_commit")
+            .fetch_one(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("SHOW failed: {e}"))
+    };
+    let before = show().await;
+    let config = PostgresStoreConfig::new()
+        .with_schema(db.schema())
+        .with_asynchronous_attempt_commit(true);
+    let store = PostgresStore::from_pool_with_config(pool.clone(), config)
+        .unwrap_or_else(|e| panic!("store config refused: {e:?}"));
+    store
+        .migrate()
+        .await
+        .unwrap_or_else(|e| panic!("migrate failed: {e:?}"));
+    let org = fill_queue(&store, 1, 2).await;
+    let claims = store
+        .claim_deliveries(at(0), Duration::seconds(30), 2)
+        .await
+        .unwrap_or_else(|e| panic!("claim_deliveries failed: {e:?}"));
+    assert_eq!(claims.len(), 2);
+    let outcomes = [
+        (NextStep::Complete, 200),
+        (NextStep::Retry { at: at(60) }, 500),
+    ];
+    for (claim, (next, code)) in claims.iter().zip(outcomes) {
+        let outcome = store
+            .record_attempt(claim, &detail(at(1), code, "answered"), next)
+            .await
+            .unwrap_or_else(|e| panic!("record_attempt failed: {e:?}"));
+        assert_eq!(outcome, LeaseOutcome::Applied);
+    }
+    let attempts = store
+        .list_attempts(org, claims[0].delivery.subscription_id, EVENT)
+        .await
+        .unwrap_or_else(|e| panic!("list_attempts failed: {e:?}"));
+    assert_eq!(attempts.len(), 2, "both attempts are logged");
+    let retried = store
+        .claim_deliveries(at(60), Duration::seconds(30), 2)
+        .await
+        .unwrap_or_else(|e| panic!("claim_deliveries failed: {e:?}"));
+    assert_eq!(
+        retried.len(),
+        1,
+        "the completed delivery is gone, the retry is due"
+    );
+    assert_eq!(
+        show().await,
+        before,
+        "the setting lasts for the record's own transaction only"
+    );
+    drop(store);
+    pool.close().await;
+    db.cleanup().await;
+}

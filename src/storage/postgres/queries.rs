@@ -15,7 +15,9 @@
 //! - `__SCHEMA__`: the store's schema, quoted;
 //! - `__LOG_CAP__`: the attempt log cap per (subscription, event name);
 //! - `__LIMIT__`: only in `claim.sql`, the claim's limit (see
-//!   [`Queries::claim`]).
+//!   [`Queries::claim`]);
+//! - `__COMMIT_SETTING__`: only in `record_attempts.sql`, rendered twice
+//!   (see [`Queries::record_attempts_async`]).
 //!
 //! Everything else is literal SQL, the numbers the Rust side shares too:
 //! the `state` and `next` codes below (the tests pin them), the
@@ -54,6 +56,10 @@ pub(super) struct Queries {
     claim: (String, String),
     pub drop_orphans: Arc<str>,
     pub record_attempts: Arc<str>,
+    /// `record_attempts` committing without waiting for the WAL flush:
+    /// `synchronous_commit = off` for its own transaction, set by the
+    /// statement (see `PostgresStoreConfig::asynchronous_attempt_commit`).
+    pub record_attempts_async: Arc<str>,
     pub seed_health: Arc<str>,
     pub lock_health: Arc<str>,
     pub write_health: Arc<str>,
@@ -112,6 +118,10 @@ impl Queries {
     pub(super) fn new(schema: &str, log_cap: usize) -> Self {
         let build = |template: &str| -> Arc<str> { Arc::from(render(template, schema, log_cap)) };
         let claim = render(include_str!("sql/claim.sql"), schema, log_cap);
+        let record = render(include_str!("sql/record_attempts.sql"), schema, log_cap);
+        let record_with = |setting: &str| -> Arc<str> {
+            Arc::from(record.replace("__COMMIT_SETTING__", setting))
+        };
         let (head, tail) = claim
             .split_once("__LIMIT__")
             .expect("sql/claim.sql has a __LIMIT__");
@@ -126,7 +136,8 @@ impl Queries {
             claim_lanes: build(include_str!("sql/claim_lanes.sql")),
             claim: (head.to_owned(), tail.to_owned()),
             drop_orphans: build(include_str!("sql/drop_orphans.sql")),
-            record_attempts: build(include_str!("sql/record_attempts.sql")),
+            record_attempts: record_with("NULL"),
+            record_attempts_async: record_with("set_config('synchronous_commit', 'off', true)"),
             seed_health: build(include_str!("sql/seed_health.sql")),
             lock_health: build(include_str!("sql/lock_health.sql")),
             write_health: build(include_str!("sql/write_health.sql")),
@@ -172,6 +183,7 @@ mod tests {
             ("claim", q.claim(7)),
             ("drop_orphans", Arc::clone(&q.drop_orphans)),
             ("record_attempts", Arc::clone(&q.record_attempts)),
+            ("record_attempts", Arc::clone(&q.record_attempts_async)),
             ("seed_health", Arc::clone(&q.seed_health)),
             ("lock_health", Arc::clone(&q.lock_health)),
             ("write_health", Arc::clone(&q.write_health)),
@@ -222,6 +234,16 @@ mod tests {
         }
         assert!(q.list_attempts.ends_with("LIMIT 25"));
         assert!(q.record_attempts.contains("greatest(25 - k.added, 0)"));
+        assert!(q.record_attempts.contains("SELECT NULL AS commit_setting"));
+        assert!(!q.record_attempts.contains("set_config"));
+        assert!(q
+            .record_attempts_async
+            .contains("SELECT set_config('synchronous_commit', 'off', true) AS commit_setting"));
+        assert_eq!(
+            q.record_attempts_async
+                .replace("set_config('synchronous_commit', 'off', true)", "NULL"),
+            *q.record_attempts
+        );
         assert!(q.claim(7).contains("LIMIT 7) r ON r.id = d.id"));
         assert!(q.claim(300).contains("LIMIT 300) r ON r.id = d.id"));
     }

@@ -160,6 +160,9 @@ struct Written {
 pub(super) struct RecordWriter {
     pub(super) pool: PgPool,
     pub(super) queries: Arc<Queries>,
+    /// Commit without waiting for the WAL flush (see
+    /// [`super::PostgresStoreConfig::asynchronous_attempt_commit`]).
+    pub(super) asynchronous_commit: bool,
 }
 
 impl RecordWriter {
@@ -170,7 +173,12 @@ impl RecordWriter {
         attempts: &[&Attempt],
     ) -> Result<Vec<Written>, sqlx::Error> {
         let column = |f: fn(&Attempt) -> Uuid| attempts.iter().map(|a| f(a)).collect::<Vec<_>>();
-        let rows = sqlx::query(sql(&self.queries.record_attempts))
+        let statement = if self.asynchronous_commit {
+            &self.queries.record_attempts_async
+        } else {
+            &self.queries.record_attempts
+        };
+        let rows = sqlx::query(sql(statement))
             .bind(column(|a| a.delivery_id))
             .bind(column(|a| a.token))
             .bind(column(|a| a.organization_id))

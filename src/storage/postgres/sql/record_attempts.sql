@@ -18,12 +18,19 @@
 -- texts, $11 = next steps, $12 = retry times (NULL unless retrying),
 -- $13 = whether the circuit breaker tracks the attempt.
 -- __LOG_CAP__ is the log cap per (subscription, event name).
+-- __COMMIT_SETTING__ is NULL (the session's `synchronous_commit` applies),
+-- or `set_config('synchronous_commit', 'off', true)` when the store commits
+-- attempts asynchronously (`PostgresStoreConfig::asynchronous_attempt_commit`):
+-- set for this transaction alone, in the statement itself, so it costs no
+-- round trip. `input` reads it, so it runs before anything is written.
 --
 -- state: 0 pending, 1 leased, 2 failed (`queries::PENDING` and the rest).
 -- next: 0 complete, 1 retry, 2 fail, 3 fail and disable
 -- (`queries::NEXT_COMPLETE` and the rest).
-WITH input AS (
-    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[],
+WITH settings AS (
+    SELECT __COMMIT_SETTING__ AS commit_setting
+), input AS (
+    SELECT i.* FROM settings, unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[],
         $5::text[], $6::uuid[], $7::timestamptz[], $8::boolean[], $9::integer[],
         $10::bytea[], $11::smallint[], $12::timestamptz[], $13::boolean[])
         WITH ORDINALITY AS i(delivery_id, token, org, sub_id, event_name, event_id,
