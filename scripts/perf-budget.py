@@ -3,14 +3,15 @@
 
     perf record -a -g -e cpu-clock -F 999 -o pg.data -- \
         target/release/examples/bench --quick --only postgres
-    perf script -i pg.data -F comm,ip,sym,dso > pg.txt
+    perf script -i pg.data -F comm,pid,ip,sym,dso > pg.txt
     python3 scripts/perf-budget.py postgres pg.txt 10000
     python3 scripts/perf-budget.py process pg.txt 10000 target/release/examples/bench
 
 `postgres` sorts every sample of a PostgreSQL process by the first of a list
 of server functions found on its stack (WAL flush, index maintenance,
 executor start-up, planning, ...). `process` sorts the samples of the
-bench's tokio threads by the library their innermost frame belongs to. perf
+bench's tokio threads (those of the processes running BINARY) by the library
+their innermost frame belongs to. perf
 6.1 reads no symbols from binaries linked by rust-lld here ("cannot get elf
 header"), so the binary's own frames are looked up in `nm -n -C BINARY`.
 
@@ -63,22 +64,22 @@ CRATES = [
 
 
 def samples(path):
-    """(comm, [(ip, sym, dso)] innermost first) per sample of `perf script`."""
-    comm, frames = None, []
+    """(comm, pid, [(ip, sym, dso)] innermost first) per sample of `perf script`."""
+    comm, pid, frames = None, None, []
     frame = re.compile(r"\s*([0-9a-f]+) (.*) \((.*)\)\s*$")
     for line in open(path, errors="replace"):
         if not line.startswith("\t"):
             if line.strip():
                 if comm is not None:
-                    yield comm, frames
-                comm, frames = line.split()[0], []
+                    yield comm, pid, frames
+                comm, pid, frames = line.split()[0], line.split()[-1], []
             continue
         match = frame.match(line)
         if match:
             ip, sym, dso = match.groups()
             frames.append((int(ip, 16), sym.split("+")[0], dso))
     if comm is not None:
-        yield comm, frames
+        yield comm, pid, frames
 
 
 def report(counts, total, deliveries, hz):
@@ -95,7 +96,7 @@ def report(counts, total, deliveries, hz):
 
 def postgres(path, deliveries, hz):
     counts, total = collections.Counter(), 0
-    for comm, frames in samples(path):
+    for comm, _, frames in samples(path):
         if comm != "postgres":
             continue
         total += 1
@@ -120,9 +121,11 @@ def process(path, deliveries, hz, binary):
     # perf shows file offsets; the text segment is mapped this much higher.
     offset = int(os.environ.get("TEXT_OFFSET", "4096"))
     base = os.environ.get("DSO_NAME", os.path.basename(binary))
+    # Other processes on the machine may run tokio threads too.
+    ours = {pid for _, pid, frames in samples(path) if any(base in dso for _, _, dso in frames)}
     counts, total = collections.Counter(), 0
-    for comm, frames in samples(path):
-        if not comm.startswith("tokio-rt") or not frames:
+    for comm, pid, frames in samples(path):
+        if not comm.startswith("tokio-rt") or pid not in ours or not frames:
             continue
         total += 1
         ip, sym, dso = frames[0]
