@@ -631,11 +631,10 @@ async fn a_circuit_opened_through_one_process_pauses_every_process() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(postgres_tests_ignored, ignore = "needs PostgreSQL: set DATABASE_URL")]
-async fn an_asynchronous_attempt_commit_applies_and_leaves_the_session_setting_alone() {
-    let Some(db) = TestDb::connect(
-        "an_asynchronous_attempt_commit_applies_and_leaves_the_session_setting_alone",
-    )
-    .await
+async fn asynchronous_attempt_commit_records_apply_and_the_session_setting_stays() {
+    let Some(db) =
+        TestDb::connect("asynchronous_attempt_commit_records_apply_and_the_session_setting_stays")
+            .await
     else {
         return;
     };
